@@ -1,0 +1,155 @@
+"""``healthstream demo``: the whole product on one machine with zero configuration.
+
+Starts the embedded broker (unless one is configured), the ingest, scorer,
+trainer and alerts services as child processes (exactly the commands a
+Kubernetes pod runs), waits until each is ready, then feeds simulated accounts
+through the public ingest API so the alerts page fills up. Ctrl-C stops all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from healthstream.settings import Scope, Settings
+from healthstream.stack import ServiceStack
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--accounts", type=int, default=40, help="simulated accounts to feed")
+    parser.add_argument("--days", type=int, default=60, help="days of simulated history")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--no-feed", action="store_true", help="start the services but send no simulated events"
+    )
+    parser.add_argument(
+        "--exit-after",
+        type=float,
+        default=None,
+        help="stop by itself after this many seconds (for scripted checks)",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(".healthstream-demo"), help="SQLite file and logs"
+    )
+
+
+def dev_keys(settings: Settings) -> tuple[str, str]:
+    """(value for HEALTHSTREAM_API_KEYS, a key to print for curl).
+
+    Configured keys are used as they are; otherwise a fresh development key with
+    every scope is made, so the demo never runs with a well-known secret.
+    """
+    configured = os.environ.get("HEALTHSTREAM_API_KEYS", "").strip()
+    if configured and settings.api_keys:
+        usable = [k for k in settings.api_keys if k.allows(Scope.INGEST)] or settings.api_keys
+        return configured, usable[0].key
+    key = "dev-" + secrets.token_urlsafe(12)
+    return f"{key}:admin", key
+
+
+def shifted_simulation(accounts: int, days: int, seed: int) -> Iterator[dict[str, Any]]:
+    """Simulated history moved so that it ends now: the demo looks live."""
+    from simulator import generate
+
+    events = list(generate(accounts=accounts, days=days, seed=seed))
+    if not events:
+        return
+    parse = datetime.fromisoformat
+    last = max(parse(e["occurred_at"].replace("Z", "+00:00")) for e in events)
+    shift = datetime.now(UTC) - last - timedelta(minutes=1)
+    for event in events:
+        at = parse(event["occurred_at"].replace("Z", "+00:00")) + shift
+        yield {**event, "occurred_at": at.isoformat().replace("+00:00", "Z"), "source": "demo"}
+
+
+def feed(ingest_url: str, key: str, events: Iterator[dict[str, Any]]) -> int:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-ndjson"}
+    sent = 0
+    batch: list[bytes] = []
+    with httpx.Client(timeout=60.0) as client:
+
+        def flush() -> None:
+            nonlocal sent
+            response = client.post(ingest_url, content=b"\n".join(batch), headers=headers)
+            response.raise_for_status()
+            sent += len(batch)
+            batch.clear()
+
+        for event in events:
+            batch.append(orjson.dumps(event))
+            if len(batch) == 1000:
+                flush()
+        if batch:
+            flush()
+    return sent
+
+
+def banner(stack: ServiceStack, key: str) -> str:
+    ingest, alerts = stack.url("ingest"), stack.url("alerts")
+    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return f"""
+healthstream is up.
+  broker        {stack.bootstrap_servers}
+  ingest API    {ingest}/docs
+  alerts page   {alerts}/#key={key}
+  alerts API    {alerts}/v1/alerts
+  scorer        {stack.url("scorer")}/metrics
+  API key       {key}
+
+Try it (a failed payment raises an alert within seconds):
+  curl -s -X POST {ingest}/v1/events -H 'Authorization: Bearer {key}' \\
+    -H 'Content-Type: application/json' -d '{{"event_id":"demo-1","account_id":"acme",
+    "type":"billing","name":"payment.failed","occurred_at":"{now}",
+    "properties":{{"amount":499,"currency":"USD"}}}}'
+  curl -s '{alerts}/v1/alerts?account_id=acme' -H 'Authorization: Bearer {key}'
+
+Ctrl-C stops everything."""
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings()
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    keys_env, key = dev_keys(settings)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        "HEALTHSTREAM_API_KEYS": keys_env,
+        "HEALTHSTREAM_DATABASE_URL": os.environ.get(
+            "HEALTHSTREAM_DATABASE_URL",
+            f"sqlite+aiosqlite:///{(args.data_dir / 'alerts.db').resolve()}",
+        ),
+        "HEALTHSTREAM_LOG_JSON": os.environ.get("HEALTHSTREAM_LOG_JSON", "false"),
+    }
+    print(f"starting broker and services (logs in {args.data_dir}/) ...", flush=True)
+    with ServiceStack(log_dir=args.data_dir, env=env, host=settings.host) as stack:
+        print(banner(stack, key), flush=True)
+        if not args.no_feed:
+            sent = feed(
+                f"{stack.url('ingest')}/v1/events",
+                key,
+                shifted_simulation(args.accounts, args.days, args.seed),
+            )
+            print(f"fed {sent} simulated events for {args.accounts} accounts", flush=True)
+        started = time.monotonic()
+        while not stop.wait(0.5):
+            dead = stack.check_alive()
+            if dead:
+                print(f"{dead} exited; see {args.data_dir}/{dead}.log", file=sys.stderr)
+                return 1
+            if args.exit_after is not None and time.monotonic() - started > args.exit_after:
+                break
+    print("stopped.", flush=True)
+    return 0

@@ -1,0 +1,163 @@
+"""Kafka client factories and idempotent topic administration.
+
+Everything here speaks plain Kafka protocol and works the same against the
+embedded broker and a production cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import IllegalStateError, KafkaError, TopicAlreadyExistsError
+from prometheus_client import Gauge
+
+from healthstream.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Topic-level configs by role. Data topics keep a week for replays; compacted
+#: topics keep the latest value per key forever (health per account, model snapshot).
+COMPACTED = {"cleanup.policy": "compact"}
+RETAINED = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
+
+
+def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+    """Durable producer: acks from all replicas, idempotent, so retries never duplicate."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "client_id": settings.kafka_client_id,
+        "acks": "all",
+        "enable_idempotence": settings.kafka_enable_idempotence,
+        "linger_ms": 5,
+        "max_batch_size": 256 * 1024,
+        "compression_type": None,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+def make_consumer(
+    settings: Settings, *topics: str, group_id: str | None, **overrides: Any
+) -> AIOKafkaConsumer:
+    """Consumer with manual commits: callers commit only after their side effects are durable."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "client_id": settings.kafka_client_id,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(*topics, **options)
+
+
+class ConsumerLag:
+    """Export an aiokafka consumer's lag per assigned topic-partition to a labelled gauge.
+
+    Why here: every plain-aiokafka consumer (alerts, trainer) needs the same
+    numbers SREs alert on, and the same care: lag is the high watermark minus
+    the consumer's position (both known locally, no broker round trip), and a
+    partition revoked by a rebalance is removed from the gauge, so summing over
+    pods never counts a partition twice. The gauge needs labels
+    ``topic`` and ``partition``; partitions are bounded by the topic layout.
+    """
+
+    def __init__(self, gauge: Gauge) -> None:
+        self.gauge = gauge
+        self.exported: set[TopicPartition] = set()
+
+    async def update(self, consumer: AIOKafkaConsumer) -> None:
+        try:
+            assigned = set(consumer.assignment())
+        except IllegalStateError:
+            assigned = set()
+        for tp in self.exported - assigned:
+            self.gauge.remove(tp.topic, str(tp.partition))
+        self.exported &= assigned
+        for tp in assigned:
+            try:
+                highwater = consumer.highwater(tp)
+                # Known only after a fetch answered, so the position is valid too.
+                position = await consumer.position(tp) if highwater is not None else None
+            except (IllegalStateError, AssertionError):
+                continue  # revoked meanwhile: the next update removes it
+            if highwater is None or position is None:
+                continue
+            self.gauge.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
+            self.exported.add(tp)
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    topics = settings.topics
+    specs = []
+    for name in topics.all:
+        config = COMPACTED if name in topics.compacted else RETAINED
+        partitions = 1 if name == topics.model_snapshots else settings.partitions
+        specs.append(
+            NewTopic(
+                name=name,
+                num_partitions=partitions,
+                replication_factor=settings.replication_factor,
+                topic_configs=dict(config),
+            )
+        )
+    return specs
+
+
+async def ensure_topics(
+    settings: Settings, specs: Iterable[NewTopic] | None = None, timeout: float = 30.0
+) -> list[str]:
+    """Create missing topics; existing ones are left untouched. Returns the names created."""
+    wanted = list(specs if specs is not None else topic_specs(settings))
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client_id=f"{settings.kafka_client_id}-admin",
+        )
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [spec for spec in wanted if spec.name not in existing]
+            created = []
+            for spec in missing:
+                try:
+                    await admin.create_topics([spec])
+                    created.append(spec.name)
+                except TopicAlreadyExistsError:
+                    pass
+            if created:
+                log.info("created topics", extra={"topics": created})
+            return created
+        except KafkaError as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.warning("topic admin failed, retrying", extra={"error": str(exc)})
+            await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+
+
+async def broker_reachable(settings: Settings, timeout: float = 2.0) -> bool:
+    """Readiness probe: can we fetch cluster metadata right now?"""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"{settings.kafka_client_id}-probe",
+        request_timeout_ms=int(timeout * 1000),
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        await asyncio.wait_for(admin.list_topics(), timeout)
+        return True
+    except (TimeoutError, KafkaError, OSError):
+        return False
+    finally:
+        try:
+            await admin.close()
+        except Exception:
+            log.debug("admin close failed", exc_info=True)

@@ -1,0 +1,124 @@
+"""Who owns an account, and which webhooks hear about its alerts.
+
+The routing config is a TOML file a CS-ops person edits::
+
+    default_owner = "cs-team"
+
+    [[rules]]                 # first match wins; omitted keys match anything
+    segment = "enterprise"
+    owner = "alice@example.com"
+
+    [[rules]]
+    plan = "pro"
+    mrr_min = 1000            # inclusive
+    mrr_max = 5000            # exclusive
+    owner = "bob@example.com"
+
+    [teams]                   # team name -> members
+    emea = ["alice@example.com", "bob@example.com"]
+
+    [escalation]
+    after_seconds = 1800      # critical alerts still open after this are escalated
+    to = "cs-leads"           # owner name whose webhooks get the escalation
+
+    [[webhooks]]
+    name = "alice-slack"
+    owner = "alice@example.com"   # a CSM, a team name, or "*" for every alert
+    url = "https://hooks.slack.com/services/..."
+    format = "slack"              # or "json" (HMAC-signed)
+    secret = "..."                # json only; else HEALTHSTREAM_ALERTS_WEBHOOK_SECRET
+
+An account's ``csm`` from ``account.created``/``account.updated`` events always
+wins over rules: the CRM knows better than a band of MRR.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    owner: str = Field(min_length=1)
+    segment: str | None = None
+    plan: str | None = None
+    mrr_min: float | None = None
+    mrr_max: float | None = None
+
+    def matches(self, segment: str | None, plan: str | None, mrr: float | None) -> bool:
+        if self.segment is not None and self.segment != segment:
+            return False
+        if self.plan is not None and self.plan != plan:
+            return False
+        if self.mrr_min is not None and (mrr is None or mrr < self.mrr_min):
+            return False
+        return not (self.mrr_max is not None and (mrr is None or mrr >= self.mrr_max))
+
+
+class Webhook(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    owner: str = Field(min_length=1, description='CSM, team name, or "*".')
+    url: str = Field(pattern=r"^https?://")
+    format: Literal["slack", "json"] = "json"
+    secret: str | None = None
+
+
+class Escalation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after_seconds: float | None = Field(default=None, gt=0)
+    to: str | None = None
+
+
+class RoutingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    default_owner: str | None = None
+    rules: list[Rule] = Field(default_factory=list)
+    teams: dict[str, list[str]] = Field(default_factory=dict)
+    escalation: Escalation = Field(default_factory=Escalation)
+    webhooks: list[Webhook] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_webhook_names(self) -> RoutingConfig:
+        names = [hook.name for hook in self.webhooks]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"webhook names must be unique, repeated: {', '.join(duplicates)}")
+        return self
+
+    @classmethod
+    def load(cls, path: Path | None) -> RoutingConfig:
+        if path is None:
+            return cls()
+        with path.open("rb") as handle:
+            return cls.model_validate(tomllib.load(handle))
+
+    def owner_for(
+        self, segment: str | None = None, plan: str | None = None, mrr: float | None = None
+    ) -> str | None:
+        for rule in self.rules:
+            if rule.matches(segment, plan, mrr):
+                return rule.owner
+        return self.default_owner
+
+    def teams_of(self, csm: str) -> list[str]:
+        return [team for team, members in self.teams.items() if csm in members]
+
+    def webhooks_for(self, owner: str | None) -> list[Webhook]:
+        """Webhooks of the owner, of the owner's teams, and the catch-all ones, once each."""
+        targets = {"*"}
+        if owner:
+            targets.add(owner)
+            targets.update(self.teams_of(owner))
+        return [hook for hook in self.webhooks if hook.owner in targets]
+
+    def webhook(self, name: str) -> Webhook | None:
+        return next((hook for hook in self.webhooks if hook.name == name), None)

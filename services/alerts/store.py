@@ -1,0 +1,689 @@
+"""All reads and writes of the alert store. Callers own the transaction.
+
+Idempotency lives here: an alert whose ``alert_id`` or ``dedupe_key`` is already
+stored is a redelivery, and produces no row, no audit entry and no notification.
+Notifications are outbox rows written in the same transaction as their alert.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, and_, case, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from schemas import AlertSeverity, Event, RiskAlert
+from services.alerts.db import (
+    AccountRow,
+    AlertRow,
+    AuditRow,
+    Base,
+    HealthPointRow,
+    OutboxRow,
+    utcnow,
+)
+from services.alerts.models import (
+    Account,
+    Alert,
+    AlertStatus,
+    AuditEntry,
+    Delivery,
+    DeliveryState,
+    Health,
+    HistoryPoint,
+)
+from services.alerts.payloads import alert_link, json_payload, slack_payload
+from services.alerts.routing import RoutingConfig, Webhook
+
+SYSTEM = "system"
+ACCOUNT_EVENT_NAMES = {"account.created", "account.updated"}
+
+
+class NotFound(LookupError):
+    """Unknown, or not visible to the caller (both answer 404: no existence leak)."""
+
+
+class Conflict(ValueError):
+    """The action does not apply to the alert's current state."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking: ``csm`` set means "only my accounts" (admins have none)."""
+
+    actor: str
+    csm: str | None = None
+
+
+# ---------------------------------------------------------------- conversion
+
+
+def to_alert(row: AlertRow) -> Alert:
+    return Alert.model_validate(
+        {
+            "alert_id": row.alert_id,
+            "dedupe_key": row.dedupe_key,
+            "account_id": row.account_id,
+            "reason": row.reason,
+            "severity": row.severity,
+            "score": row.score,
+            "previous_score": row.previous_score,
+            "drivers": row.drivers or [],
+            "occurred_at": row.occurred_at,
+            "csm": row.csm,
+            "message": row.message,
+            "status": row.status,
+            "snoozed_until": row.snoozed_until,
+            "assigned_csm": row.assigned_csm,
+            "escalated_at": row.escalated_at,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+        }
+    )
+
+
+def to_delivery(row: OutboxRow) -> Delivery:
+    return Delivery.model_validate(row, from_attributes=True)
+
+
+def encode_cursor(value: int) -> str:
+    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return int(base64.urlsafe_b64decode(padded.encode()).decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValueError("cursor is not a value returned as next_cursor") from None
+
+
+def encode_alert_cursor(occurred_at: datetime, seq: int) -> str:
+    """Position in the (occurred_at desc, seq desc) order: stable while alerts arrive."""
+    text = f"{occurred_at.astimezone(UTC).isoformat()}|{seq}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_alert_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        stamp, _, seq = base64.urlsafe_b64decode(padded.encode()).decode().partition("|")
+        moment = datetime.fromisoformat(stamp)
+        if moment.tzinfo is None:
+            raise ValueError("naive")
+        return moment, int(seq)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValueError("cursor is not a value returned as next_cursor") from None
+
+
+# ---------------------------------------------------------------- ingest
+
+
+def dialect_insert(session: AsyncSession, table: Table) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` support for the session's database.
+
+    Both supported databases speak the same upsert (SQLite >= 3.24, PostgreSQL
+    >= 9.5); SQLAlchemy only needs to be told which dialect's construct to build.
+    """
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql_insert(table)
+    if name == "sqlite":
+        return sqlite_insert(table)
+    raise NotImplementedError(f"no upsert for the {name} dialect")
+
+
+async def ensure_accounts(
+    session: AsyncSession, account_ids: Iterable[str]
+) -> dict[str, AccountRow]:
+    """The account rows of ``account_ids``, creating the missing ones.
+
+    Creation is ``INSERT ... ON CONFLICT DO NOTHING`` because the health writer
+    creates accounts too, in its own transaction: a plain INSERT would turn that
+    race into an integrity error (and a dead-lettered alert).
+    """
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    found = {
+        row.account_id: row
+        for row in await session.scalars(select(AccountRow).where(AccountRow.account_id.in_(ids)))
+    }
+    missing = [account_id for account_id in ids if account_id not in found]
+    if missing:
+        now = utcnow()
+        insert = dialect_insert(
+            session, Base.metadata.tables[AccountRow.__tablename__]
+        ).on_conflict_do_nothing(index_elements=["account_id"])
+        await session.execute(
+            insert,
+            [{"account_id": a, "csm_source": "routing", "updated_at": now} for a in missing],
+        )
+        for row in await session.scalars(
+            select(AccountRow).where(AccountRow.account_id.in_(missing))
+        ):
+            found[row.account_id] = row
+    return found
+
+
+def _outbox_rows(alert: Alert, hooks: list[Webhook], kind: str, public_url: str) -> list[OutboxRow]:
+    link = alert_link(public_url, alert)
+    now = utcnow()
+    rows = []
+    for hook in hooks:
+        payload = (
+            slack_payload(alert, link, kind)
+            if hook.format == "slack"
+            else json_payload(alert, link, kind)
+        )
+        rows.append(
+            OutboxRow(
+                alert_id=alert.alert_id,
+                account_id=alert.account_id,
+                reason=alert.reason.value,
+                kind=kind,
+                destination=hook.name,
+                url=hook.url,
+                format=hook.format,
+                payload=payload,
+                event_time=alert.occurred_at,
+                state=DeliveryState.PENDING.value,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    return rows
+
+
+async def _fresh(session: AsyncSession, alerts: Sequence[RiskAlert]) -> list[bool]:
+    """Which alerts are new: neither their id nor their dedupe key is stored or came earlier."""
+    known = await session.execute(
+        select(AlertRow.alert_id, AlertRow.dedupe_key).where(
+            or_(
+                AlertRow.alert_id.in_({a.alert_id for a in alerts}),
+                AlertRow.dedupe_key.in_({a.dedupe_key for a in alerts}),
+            )
+        )
+    )
+    ids: set[str] = set()
+    keys: set[str] = set()
+    for alert_id, dedupe_key in known:
+        ids.add(alert_id)
+        keys.add(dedupe_key)
+    fresh = []
+    for alert in alerts:
+        new = alert.alert_id not in ids and alert.dedupe_key not in keys
+        fresh.append(new)
+        ids.add(alert.alert_id)
+        keys.add(alert.dedupe_key)
+    return fresh
+
+
+async def store_alerts(
+    session: AsyncSession, alerts: Sequence[RiskAlert], routing: RoutingConfig, public_url: str
+) -> list[AlertRow | None]:
+    """Store new alerts with their audit entries and outbox rows, in the given order.
+
+    Returns one entry per alert: its row, or None when it is a redelivery (its
+    ``alert_id`` or ``dedupe_key`` is stored, or appeared earlier in ``alerts``).
+    A handful of statements per call whatever the number of alerts, so a
+    consumer batch costs about as much as a single alert.
+    """
+    if not alerts:
+        return []
+    fresh = await _fresh(session, alerts)
+    accounts = await ensure_accounts(
+        session, (a.account_id for a, new in zip(alerts, fresh, strict=True) if new)
+    )
+    now = utcnow()
+    result: list[AlertRow | None] = []
+    for alert, new in zip(alerts, fresh, strict=True):
+        if not new:
+            result.append(None)
+            continue
+        account = accounts[alert.account_id]
+        owner = alert.csm or account.csm
+        if owner is None:
+            owner = routing.owner_for(account.segment, account.plan, account.mrr)
+        if account.csm is None:
+            account.csm = owner
+        row = AlertRow(
+            alert_id=alert.alert_id,
+            dedupe_key=alert.dedupe_key,
+            account_id=alert.account_id,
+            reason=alert.reason.value,
+            severity=alert.severity.value,
+            score=alert.score,
+            previous_score=alert.previous_score,
+            drivers=[driver.model_dump(mode="json") for driver in alert.drivers],
+            occurred_at=alert.occurred_at,
+            csm=alert.csm,
+            message=alert.message,
+            status=AlertStatus.OPEN.value,
+            assigned_csm=owner,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        session.add(
+            AuditRow(alert_id=alert.alert_id, action="created", actor=SYSTEM, at=now, details={})
+        )
+        stored = to_alert(row)
+        session.add_all(_outbox_rows(stored, routing.webhooks_for(owner), "alert", public_url))
+        result.append(row)
+    await session.flush()
+    return result
+
+
+async def store_alert(
+    session: AsyncSession, alert: RiskAlert, routing: RoutingConfig, public_url: str
+) -> AlertRow | None:
+    """Store one alert (see :func:`store_alerts`); None when it is a redelivery."""
+    return (await store_alerts(session, [alert], routing, public_url))[0]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+async def store_account_events(
+    session: AsyncSession, events: Sequence[Event], routing: RoutingConfig
+) -> list[AlertRow]:
+    """Owner, plan, segment and MRR from ``account.created`` / ``account.updated``, in order.
+
+    When the owner changes, the account's unresolved alerts that were routed to
+    the previous owner follow the account (returned, for the stream); alerts a
+    person assigned elsewhere, or that carried their own ``csm``, stay put.
+    All accounts are loaded (and missing ones created) with one query and the
+    changes flushed together: a burst of account events (a new customer base
+    being imported) costs a few statements, not a few per event.
+    """
+    relevant = [event for event in events if event.name in ACCOUNT_EVENT_NAMES]
+    if not relevant:
+        return []
+    accounts = await ensure_accounts(session, (event.account_id for event in relevant))
+    now = utcnow()
+    moved: list[AlertRow] = []
+    for event in relevant:
+        account = accounts[event.account_id]
+        previous_owner = account.csm
+        props = event.properties
+        if isinstance(props.get("plan"), str):
+            account.plan = props["plan"]
+        if isinstance(props.get("segment"), str):
+            account.segment = props["segment"]
+        mrr = _number(props.get("mrr"))
+        if mrr is not None:
+            account.mrr = mrr
+        csm = props.get("csm")
+        if isinstance(csm, str) and csm:
+            account.csm = csm
+            account.csm_source = "event"
+        elif account.csm_source != "event":
+            account.csm = routing.owner_for(account.segment, account.plan, account.mrr)
+        account.updated_at = now
+        if previous_owner is not None and account.csm != previous_owner:
+            followers = list(
+                await session.scalars(
+                    select(AlertRow).where(
+                        AlertRow.account_id == event.account_id,
+                        AlertRow.status != AlertStatus.RESOLVED.value,
+                        AlertRow.assigned_csm == previous_owner,
+                        AlertRow.csm.is_(None),
+                    )
+                )
+            )
+            for row in followers:
+                row.assigned_csm = account.csm
+                details = {"from": previous_owner, "to": account.csm, "cause": event.event_id}
+                session.add(_audit(row, "assigned", SYSTEM, details))
+            moved.extend(row for row in followers if row not in moved)
+    await session.flush()
+    return moved
+
+
+async def store_account_event(
+    session: AsyncSession, event: Event, routing: RoutingConfig
+) -> list[AlertRow]:
+    """One account event (see :func:`store_account_events`)."""
+    return await store_account_events(session, [event], routing)
+
+
+# ---------------------------------------------------------------- reads
+
+
+def _visible(viewer: Viewer) -> Any:
+    return True if viewer.csm is None else AlertRow.assigned_csm == viewer.csm
+
+
+async def get_alert_row(session: AsyncSession, alert_id: str, viewer: Viewer) -> AlertRow:
+    row = await session.scalar(
+        select(AlertRow).where(AlertRow.alert_id == alert_id, _visible(viewer))
+    )
+    if row is None:
+        raise NotFound(f"alert {alert_id!r} not found")
+    return row
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    status: list[str] | None = None
+    severity: list[str] | None = None
+    reason: list[str] | None = None
+    csm: str | None = None
+    account_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+async def list_alerts(
+    session: AsyncSession, viewer: Viewer, filters: AlertFilter, limit: int, cursor: str | None
+) -> tuple[list[Alert], str | None]:
+    query = select(AlertRow).where(_visible(viewer))
+    if filters.status:
+        query = query.where(AlertRow.status.in_(filters.status))
+    if filters.severity:
+        query = query.where(AlertRow.severity.in_(filters.severity))
+    if filters.reason:
+        query = query.where(AlertRow.reason.in_(filters.reason))
+    if filters.csm is not None:
+        query = query.where(AlertRow.assigned_csm == filters.csm)
+    if filters.account_id is not None:
+        query = query.where(AlertRow.account_id == filters.account_id)
+    if filters.since is not None:
+        query = query.where(AlertRow.occurred_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(AlertRow.occurred_at < filters.until)
+    if cursor is not None:
+        after_time, after_seq = decode_alert_cursor(cursor)
+        query = query.where(
+            or_(
+                AlertRow.occurred_at < after_time,
+                and_(AlertRow.occurred_at == after_time, AlertRow.seq < after_seq),
+            )
+        )
+    query = query.order_by(AlertRow.occurred_at.desc(), AlertRow.seq.desc()).limit(limit + 1)
+    rows = list(await session.scalars(query))
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_alert_cursor(last.occurred_at, last.seq)
+    return [to_alert(row) for row in rows[:limit]], next_cursor
+
+
+async def audit_log(session: AsyncSession, alert_id: str, viewer: Viewer) -> list[AuditEntry]:
+    await get_alert_row(session, alert_id, viewer)
+    rows = await session.scalars(
+        select(AuditRow).where(AuditRow.alert_id == alert_id).order_by(AuditRow.id)
+    )
+    return [AuditEntry.model_validate(row, from_attributes=True) for row in rows]
+
+
+_SEVERITY_RANK = case(
+    (AlertRow.severity == AlertSeverity.CRITICAL.value, 3),
+    (AlertRow.severity == AlertSeverity.WARNING.value, 2),
+    else_=1,
+)
+_RANK_SEVERITY = {3: AlertSeverity.CRITICAL, 2: AlertSeverity.WARNING, 1: AlertSeverity.INFO}
+
+
+def _account_visible(viewer: Viewer) -> Any:
+    if viewer.csm is None:
+        return True
+    assigned = select(AlertRow.account_id).where(AlertRow.assigned_csm == viewer.csm)
+    return or_(AccountRow.csm == viewer.csm, AccountRow.account_id.in_(assigned))
+
+
+async def _histories(
+    session: AsyncSession, account_ids: list[str], points: int
+) -> dict[str, list[HistoryPoint]]:
+    found: dict[str, list[HistoryPoint]] = {account_id: [] for account_id in account_ids}
+    if not account_ids:
+        return found
+    rows = await session.scalars(
+        select(HealthPointRow)
+        .where(HealthPointRow.account_id.in_(account_ids))
+        .order_by(HealthPointRow.account_id, HealthPointRow.as_of)
+    )
+    for row in rows:
+        found[row.account_id].append(HistoryPoint.model_validate(row, from_attributes=True))
+    return {key: value[-points:] for key, value in found.items()}
+
+
+async def _alerts_by_account(
+    session: AsyncSession, account_ids: list[str], viewer: Viewer, unresolved_only: bool
+) -> dict[str, list[Alert]]:
+    found: dict[str, list[Alert]] = {account_id: [] for account_id in account_ids}
+    if not account_ids:
+        return found
+    query = select(AlertRow).where(AlertRow.account_id.in_(account_ids), _visible(viewer))
+    if unresolved_only:
+        query = query.where(AlertRow.status != AlertStatus.RESOLVED.value)
+    for row in await session.scalars(
+        query.order_by(AlertRow.occurred_at.desc(), AlertRow.seq.desc())
+    ):
+        if len(found[row.account_id]) < 200:
+            found[row.account_id].append(to_alert(row))
+    return found
+
+
+def _max_severity(alerts: list[Alert]) -> AlertSeverity | None:
+    ranks = [
+        {"critical": 3, "warning": 2, "info": 1}[a.severity.value]
+        for a in alerts
+        if a.status != AlertStatus.RESOLVED
+    ]
+    return _RANK_SEVERITY[max(ranks)] if ranks else None
+
+
+def _to_account(row: AccountRow, history: list[HistoryPoint], alerts: list[Alert]) -> Account:
+    health = None
+    if row.health is not None:
+        health = Health.model_validate(row.health)
+    return Account(
+        account_id=row.account_id,
+        csm=row.csm,
+        plan=row.plan,
+        segment=row.segment,
+        mrr=row.mrr,
+        health=health,
+        history=history,
+        max_severity=_max_severity(alerts),
+        alerts=alerts,
+    )
+
+
+async def list_accounts(
+    session: AsyncSession, viewer: Viewer, at_risk: bool, limit: int, history_points: int
+) -> list[Account]:
+    """Most severe unresolved alert first, then lowest score: the triage order."""
+    open_alerts = (
+        select(
+            AlertRow.account_id.label("account_id"),
+            func.max(_SEVERITY_RANK).label("rank"),
+            func.min(AlertRow.score).label("alert_score"),
+        )
+        .where(AlertRow.status != AlertStatus.RESOLVED.value, _visible(viewer))
+        .group_by(AlertRow.account_id)
+        .subquery()
+    )
+    join = AccountRow.account_id == open_alerts.c.account_id
+    query = select(AccountRow).where(_account_visible(viewer))
+    query = query.join(open_alerts, join) if at_risk else query.outerjoin(open_alerts, join)
+    query = query.order_by(
+        func.coalesce(open_alerts.c.rank, 0).desc(),
+        func.coalesce(AccountRow.score, open_alerts.c.alert_score, 101.0).asc(),
+        AccountRow.account_id,
+    ).limit(limit)
+    rows = list(await session.scalars(query))
+    ids = [row.account_id for row in rows]
+    histories = await _histories(session, ids, history_points)
+    alerts = await _alerts_by_account(session, ids, viewer, unresolved_only=True)
+    return [_to_account(row, histories[row.account_id], alerts[row.account_id]) for row in rows]
+
+
+async def get_account(
+    session: AsyncSession, account_id: str, viewer: Viewer, history_points: int
+) -> Account:
+    row = await session.scalar(
+        select(AccountRow).where(AccountRow.account_id == account_id, _account_visible(viewer))
+    )
+    if row is None:
+        raise NotFound(f"account {account_id!r} not found")
+    histories = await _histories(session, [account_id], history_points)
+    alerts = await _alerts_by_account(session, [account_id], viewer, unresolved_only=False)
+    return _to_account(row, histories[account_id], alerts[account_id])
+
+
+async def list_deliveries(
+    session: AsyncSession, state: str | None, limit: int, cursor: str | None
+) -> tuple[list[Delivery], str | None]:
+    query = select(OutboxRow)
+    if state is not None:
+        query = query.where(OutboxRow.state == state)
+    if cursor is not None:
+        query = query.where(OutboxRow.id < decode_cursor(cursor))
+    rows = list(await session.scalars(query.order_by(OutboxRow.id.desc()).limit(limit + 1)))
+    next_cursor = encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+    return [to_delivery(row) for row in rows[:limit]], next_cursor
+
+
+# ---------------------------------------------------------------- actions
+
+
+def _audit(row: AlertRow, action: str, actor: str, details: dict[str, Any]) -> AuditRow:
+    now = utcnow()
+    row.updated_at = now
+    return AuditRow(alert_id=row.alert_id, action=action, actor=actor, at=now, details=details)
+
+
+def _require_unresolved(row: AlertRow, action: str) -> None:
+    if row.status == AlertStatus.RESOLVED.value:
+        raise Conflict(f"alert {row.alert_id!r} is resolved: cannot {action} it")
+
+
+def _note(note: str | None) -> dict[str, Any]:
+    return {"note": note} if note else {}
+
+
+async def acknowledge(
+    session: AsyncSession, alert_id: str, viewer: Viewer, note: str | None
+) -> AlertRow:
+    row = await get_alert_row(session, alert_id, viewer)
+    _require_unresolved(row, "acknowledge")
+    previous = row.status
+    row.status = AlertStatus.ACKNOWLEDGED.value
+    row.snoozed_until = None
+    session.add(_audit(row, "acknowledged", viewer.actor, {"from": previous, **_note(note)}))
+    await session.flush()
+    return row
+
+
+async def snooze(
+    session: AsyncSession, alert_id: str, viewer: Viewer, until: datetime, note: str | None
+) -> AlertRow:
+    row = await get_alert_row(session, alert_id, viewer)
+    _require_unresolved(row, "snooze")
+    row.status = AlertStatus.SNOOZED.value
+    row.snoozed_until = until
+    details = {"until": until.isoformat(), **_note(note)}
+    session.add(_audit(row, "snoozed", viewer.actor, details))
+    await session.flush()
+    return row
+
+
+async def resolve(session: AsyncSession, alert_id: str, viewer: Viewer, note: str) -> AlertRow:
+    row = await get_alert_row(session, alert_id, viewer)
+    _require_unresolved(row, "resolve")
+    row.status = AlertStatus.RESOLVED.value
+    row.snoozed_until = None
+    session.add(_audit(row, "resolved", viewer.actor, {"note": note}))
+    await session.flush()
+    return row
+
+
+async def assign(session: AsyncSession, alert_id: str, viewer: Viewer, csm: str) -> AlertRow:
+    row = await get_alert_row(session, alert_id, viewer)
+    previous = row.assigned_csm
+    row.assigned_csm = csm
+    session.add(_audit(row, "assigned", viewer.actor, {"from": previous, "to": csm}))
+    await session.flush()
+    return row
+
+
+# ---------------------------------------------------------------- sweeps
+
+
+async def wake_snoozed(session: AsyncSession, now: datetime) -> list[AlertRow]:
+    """Snoozes that ran out return to ``open``."""
+    rows = list(
+        await session.scalars(
+            select(AlertRow).where(
+                AlertRow.status == AlertStatus.SNOOZED.value, AlertRow.snoozed_until <= now
+            )
+        )
+    )
+    for row in rows:
+        until = row.snoozed_until.isoformat() if row.snoozed_until else None
+        row.status = AlertStatus.OPEN.value
+        row.snoozed_until = None
+        session.add(_audit(row, "unsnoozed", SYSTEM, {"until": until}))
+    await session.flush()
+    return rows
+
+
+async def escalate_overdue(
+    session: AsyncSession,
+    now: datetime,
+    after: timedelta,
+    routing: RoutingConfig,
+    public_url: str,
+) -> list[AlertRow]:
+    """Critical alerts still ``open`` after ``after`` are escalated once, with notifications."""
+    rows = list(
+        await session.scalars(
+            select(AlertRow)
+            .where(
+                and_(
+                    AlertRow.status == AlertStatus.OPEN.value,
+                    AlertRow.severity == AlertSeverity.CRITICAL.value,
+                    AlertRow.escalated_at.is_(None),
+                    AlertRow.created_at <= now - after,
+                )
+            )
+            .order_by(AlertRow.seq)
+        )
+    )
+    target = routing.escalation.to
+    for row in rows:
+        row.escalated_at = now
+        hooks = routing.webhooks_for(target if target else row.assigned_csm)
+        session.add(_audit(row, "escalated", SYSTEM, {"to": target or row.assigned_csm}))
+        session.add_all(_outbox_rows(to_alert(row), hooks, "escalation", public_url))
+    await session.flush()
+    return rows
+
+
+async def outbox_stats(session: AsyncSession) -> tuple[int, datetime | None]:
+    depth, oldest = (
+        await session.execute(
+            select(func.count(OutboxRow.id), func.min(OutboxRow.created_at)).where(
+                OutboxRow.state == DeliveryState.PENDING.value
+            )
+        )
+    ).one()
+    if isinstance(oldest, str):  # aggregate results bypass the column type on SQLite
+        oldest = datetime.fromisoformat(oldest)
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return int(depth), oldest

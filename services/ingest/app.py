@@ -1,0 +1,152 @@
+"""The ingest FastAPI application, built by :func:`create_app` from settings.
+
+A factory (not a module-level app) so tests, benchmarks and the CLI each get
+their own producer, dedupe window and metrics registry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from healthstream.http import probes_router
+from healthstream.kafka import broker_reachable
+from schemas import Event
+from services.ingest.dedupe import DedupeWindow
+from services.ingest.errors import OrjsonResponse, install_error_handlers
+from services.ingest.metrics import IngestMetrics
+from services.ingest.pipeline import IngestPipeline
+from services.ingest.publisher import Publisher
+from services.ingest.routes import router
+from services.ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+The front door for product telemetry, support tickets and billing events.
+
+Every accepted event was acknowledged by the broker (acks=all) before the
+`202` was sent. Batches are validated whole: one invalid item and nothing is
+published (`422`, one error per bad item). See docs/ingest.md.
+"""
+
+# Control characters (C0, DEL, C1) are refused by the contract; say so in the schema.
+_NO_CONTROL = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+_TYPED_PROPERTIES: dict[str, Any] = {
+    # null is allowed for every well-known key: the contract treats it as absent.
+    name: {"anyOf": [schema, {"type": "null"}]}
+    for name, schema in {
+        "amount": {"type": "number"},
+        "mrr": {"type": "number"},
+        "quantity": {"type": "integer", "minimum": 0},
+        "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$"},
+        "priority": {"enum": ["low", "normal", "high", "urgent"]},
+        **{k: {"type": "string"} for k in ("user_id", "feature", "status", "plan", "csm")},
+    }.items()
+}
+
+
+def event_openapi_schema() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Event contract as OpenAPI components, with the checks JSON Schema can express."""
+    schema = Event.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = schema.pop("$defs", {})
+    props = schema["properties"]
+    for name in ("event_id", "account_id", "name"):
+        props[name]["pattern"] = _NO_CONTROL
+    props["properties"]["properties"] = _TYPED_PROPERTIES
+    return schema, defs
+
+
+class RequestMetrics:
+    """Pure ASGI middleware: count requests by route template (bounded label set) and status."""
+
+    def __init__(self, app: ASGIApp, metrics: IngestMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(template, str(status)).inc()
+
+
+def create_app(settings: IngestSettings | None = None) -> FastAPI:
+    settings = settings or IngestSettings()
+    metrics = IngestMetrics()
+    publisher = Publisher(settings, metrics)
+    dedupe = DedupeWindow(settings.dedupe_window_seconds, settings.dedupe_max_entries)
+    pipeline = IngestPipeline(settings, publisher, dedupe, metrics)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await publisher.start()
+        try:
+            yield
+        finally:
+            await publisher.stop()
+
+    app = FastAPI(
+        title="healthstream ingest",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=OrjsonResponse,
+    )
+    app.state.settings = settings
+    app.state.pipeline = pipeline
+    app.state.metrics = metrics
+    app.state.publisher = publisher
+    install_error_handlers(app)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> OrjsonResponse:
+        # A bug, not bad input: log it with the route (never the headers or key).
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return OrjsonResponse(
+            {"error": "internal_error", "message": "unexpected server error"}, status_code=500
+        )
+
+    async def readiness() -> dict[str, bool]:
+        return {"broker": await broker_reachable(settings, timeout=2.0)}
+
+    app.include_router(probes_router(readiness, registry=metrics.registry))
+    app.include_router(router)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+            event, defs = event_openapi_schema()
+            schemas.update(defs)
+            schemas["Event"] = event
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

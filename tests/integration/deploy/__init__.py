@@ -1,0 +1,1 @@
+"""Deployment validation: kustomize, schemas, checkov, dashboards against live metrics."""
