@@ -5,10 +5,13 @@ to ``tick``), never the clock. The same engine runs in the Faust scorer, in
 ``healthstream evaluate`` and in the benchmarks.
 
 Order of work in ``apply``:
-1. dedupe (ring of recent event-id hashes) and lateness (watermark minus the
-   allowed lateness, and anything not newer than an id already evicted from
-   the ring, which makes "a duplicate changes nothing" hold even for very old
-   redeliveries);
+1. dedupe (ring of recent event-id hashes, plus per type the newest id that
+   left the ring) and lateness (watermark minus the allowed lateness, and
+   anything from a second before that newest evicted id of its type, which
+   makes "a duplicate changes nothing" hold for old redeliveries too). Per
+   type because each type has its own topic and Kafka orders an account's
+   events within a topic only; "before" strictly because a burst of more than
+   16 events in one second is real traffic, not lateness;
 2. label snapshots whose outcome became known before this event;
 3. update the state from the event;
 4. features, components, health at the account watermark (not at the event's
@@ -46,6 +49,7 @@ from services.scorer.core.results import (
 from services.scorer.core.scorecard import Scorecard
 from services.scorer.core.state import (
     DAY,
+    FLOOR_ID_MASK,
     MAX_FAILURES,
     MAX_FEATURES,
     MAX_TICKETS,
@@ -53,6 +57,9 @@ from services.scorer.core.state import (
     SCORE_DAYS,
     SEEN_RING,
     TICKET_DAYS,
+    TYPE_BITS,
+    TYPE_INDEX,
+    TYPE_MASK,
     USAGE_DAYS,
     AccountState,
 )
@@ -70,6 +77,16 @@ def event_key(event_id: str) -> int:
     Among the 16 ids kept per account a false duplicate is ~1e-11 per event.
     """
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=5).digest(), "big")
+
+
+def _evict_oldest(state: AccountState) -> None:
+    """Drop the ring's oldest id; it and its second become its type's floor (see ``apply``)."""
+    key = state.seen.pop(0)
+    kind = key & TYPE_MASK
+    evicted = state.seen_ts.pop(0)
+    if evicted >= state.seen_floors[kind]:
+        state.seen_floors[kind] = evicted
+        state.seen_floor_keys[kind] = key >> TYPE_BITS & FLOOR_ID_MASK
 
 
 _NEVER_DAY = -(2**31)
@@ -147,10 +164,14 @@ class ScoringEngine:
         if state is None:
             state = AccountState(event.account_id)
         ts = event.ts
-        key = event_key(event.event_id)
-        if key in state.seen:
+        kind = TYPE_INDEX[event.type]
+        key = event_key(event.event_id) << TYPE_BITS | kind
+        if key in state.seen or (
+            key >> TYPE_BITS & FLOOR_ID_MASK == state.seen_floor_keys[kind]
+            and math.floor(ts) == state.seen_floors[kind]
+        ):
             return Outcome(state=state, duplicate=True)
-        if state.events and (ts < state.watermark - self._lateness or ts <= state.seen_floor):
+        if state.events and (ts < state.watermark - self._lateness or ts < state.seen_floors[kind]):
             return Outcome(state=state, late=True)
         if event.type == "usage":
             props = event.properties
@@ -322,12 +343,9 @@ class ScoringEngine:
         seen = state.seen
         seen.append(key)
         seen_ts = state.seen_ts
-        seen_ts.append(math.ceil(ts))
+        seen_ts.append(math.floor(ts))
         if len(seen) > SEEN_RING:
-            del seen[0]
-            evicted = seen_ts.pop(0)
-            if evicted > state.seen_floor:
-                state.seen_floor = evicted
+            _evict_oldest(state)
         state.watermark = ts
         state.events += 1
         state.usage_ring[0] += 1
@@ -378,12 +396,9 @@ class ScoringEngine:
 
     def _remember(self, state: AccountState, key: int, ts: float) -> None:
         state.seen.append(key)
-        state.seen_ts.append(math.ceil(ts))
+        state.seen_ts.append(math.floor(ts))
         if len(state.seen) > SEEN_RING:
-            del state.seen[0]
-            evicted = state.seen_ts.pop(0)
-            if evicted > state.seen_floor:
-                state.seen_floor = evicted
+            _evict_oldest(state)
         if state.events == 0:
             state.first_ts = ts
             state.watermark = ts

@@ -22,8 +22,17 @@ MAX_FEATURES = 16
 MAX_TICKETS = 8
 MAX_FAILURES = 6
 SEEN_RING = 16
+#: The five event types, one per topic. A ring entry carries its type in the low
+#: bits (``key << TYPE_BITS | index``) so the dedupe floor can be kept per topic.
+EVENT_TYPES = ("usage", "ticket", "billing", "feedback", "account")
+TYPE_INDEX = {name: i for i, name in enumerate(EVENT_TYPES)}
+TYPE_BITS = 3
+TYPE_MASK = (1 << TYPE_BITS) - 1
+#: The id that set a type's dedupe floor is kept as 24 bits of its hash: it is only
+#: compared with events of that type in that very second (a false match ~6e-8 each).
+FLOOR_ID_MASK = (1 << 24) - 1
 _FORMAT = 1
-#: Where the serialized list's last eight fields start (``seen_floor`` ... ``pending``);
+#: Where the serialized list's last eight fields start (``seen_floors`` ... ``pending``);
 #: ``published_band`` is the sixth of them. Shared by ``from_bytes`` and
 #: ``published_band_of`` so the layout is written down once.
 _TAIL_AT = 36
@@ -71,7 +80,8 @@ class AccountState:
         "scores",
         "seats",
         "seen",
-        "seen_floor",
+        "seen_floor_keys",
+        "seen_floors",
         "seen_ts",
         "ticket_day",
         "ticket_ring",
@@ -121,10 +131,13 @@ class AccountState:
         self.renewed_ts: float | None = None
         self.renewal_ts: float | None = None
         self.csm: str | None = None
-        # dedupe: ring of 40-bit id hashes and their event times
+        # dedupe: ring of 40-bit id hashes (tagged with the event type) and their event times
         self.seen: list[int] = []
-        self.seen_ts: list[int] = []  # ceil(event time): an upper bound is all dedupe needs
-        self.seen_floor = -1  # newest ceil(time) of an id evicted from the ring
+        self.seen_ts: list[int] = []  # floor(event time): whole seconds are all dedupe needs
+        # per event type (topic): newest floor(time) of an id evicted from the ring, -1 if none.
+        # Per topic because Kafka orders an account's events within a topic, not across them.
+        self.seen_floors: list[int] = [-1] * len(EVENT_TYPES)
+        self.seen_floor_keys: list[int] = [-1] * len(EVENT_TYPES)  # the id that set each floor
         # scores and alerts
         self.score_day = 0
         self.scores: list[float] = []  # daily max score, [0] = score_day
@@ -150,12 +163,12 @@ class AccountState:
                 self.account_id,
                 self.events,
                 wm,
-                self.first_ts,
-                self.created_ts,
+                _opt_num(self.first_ts),
+                _opt_num(self.created_ts),
                 self.usage_day,
                 _trim(self.usage_ring),
-                self.last_usage_ts,
-                self.first_value_ts,
+                _opt_num(self.last_usage_ts),
+                _opt_num(self.first_value_ts),
                 self.active_days_total,
                 _relative(self.users, self.usage_day),
                 _relative(self.features_used, self.usage_day),
@@ -165,24 +178,27 @@ class AccountState:
                 _trim(self.ticket_ring),
                 self.tickets_total,
                 self.csat,
-                self.csat_ts,
+                _opt_num(self.csat_ts),
                 self.nps,
-                self.nps_ts,
+                _opt_num(self.nps_ts),
                 self.mrr,
                 self.mrr_prev,
-                self.mrr_ts,
-                self.downgrade_ts,
+                _opt_num(self.mrr_ts),
+                _opt_num(self.downgrade_ts),
                 self.downgrade_pct,
                 self.plan,
                 [_num(t) for t in self.failures],
-                self.past_due_since,
-                self.canceled_ts,
-                self.renewed_ts,
-                self.renewal_ts,
+                _opt_num(self.past_due_since),
+                _opt_num(self.canceled_ts),
+                _opt_num(self.renewed_ts),
+                _opt_num(self.renewal_ts),
                 self.csm,
                 self.seen,
                 [wm - t for t in self.seen_ts],
-                self.seen_floor,
+                [
+                    -1 if f < 0 else [wm - f, k]
+                    for f, k in zip(self.seen_floors, self.seen_floor_keys, strict=True)
+                ],
                 self.score_day,
                 self.scores,
                 self.last_score,
@@ -242,8 +258,12 @@ class AccountState:
         ) = data[17:35]
         wm = math.ceil(s.watermark)
         s.seen_ts = [wm - d for d in data[35]]
+        for name in _TIMES:  # written as ints when integral; kept as floats in memory
+            value = getattr(s, name)
+            if value is not None:
+                setattr(s, name, float(value))
         (
-            s.seen_floor,
+            floors,
             s.score_day,
             s.scores,
             s.last_score,
@@ -252,6 +272,7 @@ class AccountState:
             alerts,
             pending,
         ) = data[_TAIL_AT : _TAIL_AT + 8]
+        s.seen_floors, s.seen_floor_keys = _floors(floors, wm)
         s.alerts = {k: [float(x) for x in v] for k, v in alerts.items()}
         s.pending = [[float(x) for x in snap] for snap in pending]
         return s
@@ -282,6 +303,27 @@ class AccountState:
         )
 
 
+#: Optional event times that ``to_bytes`` shortens with ``_opt_num``.
+_TIMES = (
+    "first_ts",
+    "created_ts",
+    "last_usage_ts",
+    "first_value_ts",
+    "csat_ts",
+    "nps_ts",
+    "mrr_ts",
+    "downgrade_ts",
+    "past_due_since",
+    "canceled_ts",
+    "renewed_ts",
+    "renewal_ts",
+)
+
+
+def _opt_num(value: float | None) -> float | int | None:
+    return None if value is None else _num(value)
+
+
 def _num(value: float) -> float | int:
     """Integral floats serialize as ints: half the characters for timestamps and counts."""
     return int(value) if value.is_integer() else value
@@ -294,6 +336,20 @@ def _relative(table: dict[int, int], head: int) -> list[int]:
 
 def _absolute(flat: list[int], head: int) -> dict[int, int]:
     return {flat[i]: head - flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def _floors(raw: int | list[Any], wm: int) -> tuple[list[int], list[int]]:
+    """Per-type floors and their ids from the serialized form (``[wm - floor, id]`` or -1).
+
+    A bare int is the layout before floors were per type (one absolute floor for
+    all types): read as that floor for every type, so recovered states stay safe.
+    """
+    none = len(EVENT_TYPES)
+    if isinstance(raw, int):
+        return [raw] * none, [-1] * none
+    floors = [-1 if f == -1 else wm - f[0] for f in raw]
+    keys = [-1 if f == -1 else f[1] for f in raw]
+    return floors, keys
 
 
 def _trim(ring: list[int]) -> list[int]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.scorer.core import AccountState, ScoringEngine, load_scorecard, parse_event
+from services.scorer.core import AccountState, Scorecard, ScoringEngine, load_scorecard, parse_event
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -80,8 +80,8 @@ def declining_accounts(accounts: int, prefix: str = "acct") -> list[dict[str, An
 class Reference:
     """The core in-process: what the streaming scorer must agree with."""
 
-    def __init__(self) -> None:
-        self.engine = ScoringEngine(load_scorecard(None))
+    def __init__(self, scorecard: Scorecard | None = None) -> None:
+        self.engine = ScoringEngine(scorecard or load_scorecard(None))
         self.states: dict[str, AccountState] = {}
         self.health: list[tuple[str, float, str]] = []
         self.alert_ids: list[str] = []

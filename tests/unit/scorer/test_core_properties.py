@@ -17,6 +17,8 @@ from services.scorer.core import (
     Scorecard,
     ScoringEngine,
 )
+from services.scorer.core.engine import event_key
+from services.scorer.core.state import TYPE_BITS, TYPE_INDEX
 
 _KINDS: list[tuple[str, str, st.SearchStrategy[dict[str, Any]]]] = [
     (
@@ -53,12 +55,14 @@ _KINDS: list[tuple[str, str, st.SearchStrategy[dict[str, Any]]]] = [
 
 
 @st.composite
-def histories(draw: st.DrawFn, max_events: int = 30, max_gap: float = 4 * DAY) -> list[CoreEvent]:
+def histories(
+    draw: st.DrawFn, max_events: int = 30, max_gap: float = 4 * DAY, min_gap: float = 0.0
+) -> list[CoreEvent]:
     n = draw(st.integers(1, max_events))
     events = []
     t = T0
     for i in range(n):
-        t += draw(st.one_of(st.floats(0, max_gap), st.floats(0, 3 * 3600)))
+        t += draw(st.one_of(st.floats(min_gap, max_gap), st.floats(min_gap, 3 * 3600)))
         kind, name, props = draw(st.sampled_from(_KINDS))
         account = draw(st.sampled_from(["a", "b"]))
         events.append(CoreEvent(f"id{i}", account, kind, name, t, draw(props)))
@@ -100,8 +104,10 @@ def test_deterministic(events: list[CoreEvent]) -> None:
 
 
 @_SETTINGS
-@given(histories(), st.data())
+@given(histories(max_events=60, min_gap=1.0), st.data())
 def test_duplicates_change_nothing(events: list[CoreEvent], data: st.DataObject) -> None:
+    """Any redelivery, however old, changes nothing, as long as no two of an account's
+    events of one type share a second (see ``test_a_burst_within_one_second_all_counts``)."""
     with_dups: list[CoreEvent] = []
     is_dup: list[bool] = []
     for i, event in enumerate(events):
@@ -153,6 +159,63 @@ def test_order_insensitive_within_lateness(data: st.DataObject) -> None:
     ha, hb = engine.score(a["a"], later), engine.score(b["a"], later)
     assert ha.features == hb.features
     assert ha.to_json_bytes("a") == hb.to_json_bytes("a")
+
+
+@_SETTINGS
+@given(histories(max_events=80, max_gap=DAY), st.data())
+def test_topics_may_interleave_freely_within_the_lateness(
+    events: list[CoreEvent], data: st.DataObject
+) -> None:
+    """Kafka orders an account's events within a topic (one per type), not across them:
+    however the consumer interleaves the topics, no event is dropped as late."""
+    queues: dict[tuple[str, str], list[CoreEvent]] = {}
+    for event in events:
+        queues.setdefault((event.account_id, event.type), []).append(event)
+    interleaved = []
+    while queues:
+        pick = data.draw(st.sampled_from(sorted(queues)))
+        interleaved.append(queues[pick].pop(0))
+        if not queues[pick]:
+            del queues[pick]
+    lenient = Scorecard(allowed_lateness_hours=24 * 365)
+    in_order, _ = run(ScoringEngine(lenient), events)
+    states, outcomes = run(ScoringEngine(lenient), interleaved)
+    assert not any(o.late or o.duplicate for o in outcomes)
+    assert {k: (s.events, s.watermark) for k, s in states.items()} == {
+        k: (s.events, s.watermark) for k, s in in_order.items()
+    }
+
+
+def test_a_burst_within_one_second_all_counts() -> None:
+    """More than the ring's 16 ids in one second is traffic, not lateness. The price:
+    a redelivered id that left the ring and shares a second with the newest id that
+    left it is not recognised (older redeliveries still are)."""
+    engine = ScoringEngine(Scorecard())
+    state = None
+    for i in range(40):
+        out = engine.apply(state, CoreEvent(f"b{i}", "a", "usage", "login", T0 + 0.5, {}))
+        assert not (out.late or out.duplicate), i
+        state = out.state
+    assert state is not None and state.events == 40
+    for i in range(40):
+        out = engine.apply(state, CoreEvent(f"c{i}", "a", "usage", "login", T0 + 1 + i / 80, {}))
+        assert not (out.late or out.duplicate), i
+    redelivered = engine.apply(state, CoreEvent("b0", "a", "usage", "login", T0 + 0.5, {}))
+    assert redelivered.late and state.events == 80
+
+
+def test_the_newest_id_to_leave_the_ring_is_still_recognised() -> None:
+    """A type with few events: its one evicted id *is* the floor of its second."""
+    engine = ScoringEngine(Scorecard())
+    state = engine.apply(
+        None, CoreEvent("created", "a", "account", "account.created", T0, {})
+    ).state
+    for i in range(20):
+        state = engine.apply(state, CoreEvent(f"u{i}", "a", "usage", "login", T0 + i, {})).state
+    assert event_key("created") << TYPE_BITS | TYPE_INDEX["account"] not in state.seen
+    assert state.events == 21
+    again = engine.apply(state, CoreEvent("created", "a", "account", "account.created", T0, {}))
+    assert again.duplicate and again.state.events == 21
 
 
 def test_events_beyond_the_allowed_lateness_are_dropped_and_flagged() -> None:

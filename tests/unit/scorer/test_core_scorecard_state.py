@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from schemas import HealthUpdate, RiskAlert
 from services.scorer.core import AccountState, Scorecard, TrainingExample, load_scorecard
 from services.scorer.core.scorecard import DEFAULT_PATH
+from services.scorer.core.state import _TAIL_AT, EVENT_TYPES
 
 
 def test_shipped_scorecard_is_the_documented_default() -> None:
@@ -119,6 +120,26 @@ def test_state_round_trip_is_exact_and_scores_the_same() -> None:
     b = d.engine.apply(state, nxt)
     assert a.state.to_bytes() == b.state.to_bytes()
     assert a.health == b.health
+
+
+def test_dedupe_floors_are_kept_per_event_type() -> None:
+    state = _busy_account().state
+    assert state is not None
+    floors = dict(zip(EVENT_TYPES, state.seen_floors, strict=True))
+    # the one account event left the ring on day 0; usage keeps leaving it to the end
+    assert floors["usage"] > floors["billing"] > floors["account"] > 0
+    assert AccountState.from_bytes(state.to_bytes()).seen_floors == state.seen_floors
+
+
+def test_state_with_one_floor_for_all_types_still_loads() -> None:
+    """States written before floors were per type hold one absolute floor there."""
+    state = _busy_account().state
+    assert state is not None
+    data = orjson.loads(state.to_bytes())
+    data[_TAIL_AT] = 1_700_000_000
+    old = AccountState.from_bytes(orjson.dumps(data))
+    assert old.seen_floors == [1_700_000_000] * len(EVENT_TYPES)
+    assert old.events == state.events and old.published_band == state.published_band
 
 
 def test_unknown_state_format_is_refused() -> None:
