@@ -79,6 +79,16 @@ def event_key(event_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=5).digest(), "big")
 
 
+def ring_key(event_id: str, kind: int) -> int:
+    """An event's entry in the dedupe ring: its id hash tagged with its type index."""
+    return event_key(event_id) << TYPE_BITS | kind
+
+
+def _floor_id(key: int) -> int:
+    """The part of a ring key kept as a type's floor id (see ``FLOOR_ID_MASK``)."""
+    return key >> TYPE_BITS & FLOOR_ID_MASK
+
+
 def _evict_oldest(state: AccountState) -> None:
     """Drop the ring's oldest id; it and its second become its type's floor (see ``apply``)."""
     key = state.seen.pop(0)
@@ -86,7 +96,7 @@ def _evict_oldest(state: AccountState) -> None:
     evicted = state.seen_ts.pop(0)
     if evicted >= state.seen_floors[kind]:
         state.seen_floors[kind] = evicted
-        state.seen_floor_keys[kind] = key >> TYPE_BITS & FLOOR_ID_MASK
+        state.seen_floor_keys[kind] = _floor_id(key)
 
 
 _NEVER_DAY = -(2**31)
@@ -165,9 +175,9 @@ class ScoringEngine:
             state = AccountState(event.account_id)
         ts = event.ts
         kind = TYPE_INDEX[event.type]
-        key = event_key(event.event_id) << TYPE_BITS | kind
+        key = ring_key(event.event_id, kind)
         if key in state.seen or (
-            key >> TYPE_BITS & FLOOR_ID_MASK == state.seen_floor_keys[kind]
+            _floor_id(key) == state.seen_floor_keys[kind]
             and math.floor(ts) == state.seen_floors[kind]
         ):
             return Outcome(state=state, duplicate=True)

@@ -20,7 +20,9 @@ from schemas._types import FORBIDDEN_CHARACTERS as _FORBIDDEN
 from schemas._types import parse_rfc3339
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_TYPES = frozenset({"usage", "ticket", "billing", "feedback", "account"})
+#: The five event types, one topic each (the order is the state's type index).
+EVENT_TYPES = ("usage", "ticket", "billing", "feedback", "account")
+_TYPES = frozenset(EVENT_TYPES)
 _FIELDS = frozenset(
     {"event_id", "account_id", "type", "name", "occurred_at", "source", "properties"}
 )

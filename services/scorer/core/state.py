@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from services.scorer.core.events import EVENT_TYPES
+
 DAY = 86400.0
 USAGE_DAYS = 56
 TICKET_DAYS = 28
@@ -22,9 +24,8 @@ MAX_FEATURES = 16
 MAX_TICKETS = 8
 MAX_FAILURES = 6
 SEEN_RING = 16
-#: The five event types, one per topic. A ring entry carries its type in the low
-#: bits (``key << TYPE_BITS | index``) so the dedupe floor can be kept per topic.
-EVENT_TYPES = ("usage", "ticket", "billing", "feedback", "account")
+#: A dedupe ring entry carries its event type in the low bits (``id << TYPE_BITS |
+#: index``) so the dedupe floor can be kept per type, i.e. per topic.
 TYPE_INDEX = {name: i for i, name in enumerate(EVENT_TYPES)}
 TYPE_BITS = 3
 TYPE_MASK = (1 << TYPE_BITS) - 1

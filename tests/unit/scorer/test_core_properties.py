@@ -17,8 +17,8 @@ from services.scorer.core import (
     Scorecard,
     ScoringEngine,
 )
-from services.scorer.core.engine import event_key
-from services.scorer.core.state import TYPE_BITS, TYPE_INDEX
+from services.scorer.core.engine import ring_key
+from services.scorer.core.state import TYPE_INDEX
 
 _KINDS: list[tuple[str, str, st.SearchStrategy[dict[str, Any]]]] = [
     (
@@ -212,7 +212,7 @@ def test_the_newest_id_to_leave_the_ring_is_still_recognised() -> None:
     ).state
     for i in range(20):
         state = engine.apply(state, CoreEvent(f"u{i}", "a", "usage", "login", T0 + i, {})).state
-    assert event_key("created") << TYPE_BITS | TYPE_INDEX["account"] not in state.seen
+    assert ring_key("created", TYPE_INDEX["account"]) not in state.seen
     assert state.events == 21
     again = engine.apply(state, CoreEvent("created", "a", "account", "account.created", T0, {}))
     assert again.duplicate and again.state.events == 21

@@ -11,8 +11,9 @@ from pydantic import ValidationError
 
 from schemas import HealthUpdate, RiskAlert
 from services.scorer.core import AccountState, Scorecard, TrainingExample, load_scorecard
+from services.scorer.core.events import EVENT_TYPES
 from services.scorer.core.scorecard import DEFAULT_PATH
-from services.scorer.core.state import _TAIL_AT, EVENT_TYPES
+from services.scorer.core.state import _TAIL_AT
 
 
 def test_shipped_scorecard_is_the_documented_default() -> None:
