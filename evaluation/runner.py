@@ -132,7 +132,10 @@ class EvaluationRunner:
         self.end = end
         self.tick = tick_hours * 3600.0
         self.strict = strict
-        self.lateness = scorecard.allowed_lateness_hours * 3600.0
+        #: How far back in time a line may go and the file still count as sorted. Not
+        #: the scorecard's lateness (weeks: what the live state can take): a replay
+        #: of a file must see events in order, so this is a day at most.
+        self.lateness = min(scorecard.lateness_hours, 24.0) * 3600.0
         self.states: dict[str, AccountState] = {}
         self.tracks: dict[str, AccountTrack] = {}
         self.cancellations: list[tuple[str, float]] = []

@@ -58,6 +58,9 @@ class ScorerApp(faust.App):
     batch_topics: frozenset[str] = frozenset()
     #: Fetch wait of the worker consumer in ms (None: Faust's 1,500 ms).
     fetch_max_wait_ms: int | None = None
+    #: Event-time alignment of the event topics (see alignment.py).
+    max_task_idle_ms: float = 100.0
+    max_hold_s: float = 30.0
 
     def _new_transport(self) -> Any:
         return BatchingTransport(self.conf.broker_consumer, self)
@@ -87,6 +90,7 @@ class Scorer:
         self.app_id = f"{settings.topic_prefix}{settings.scorer_app_id}"
         self.ready = False
         self._last_sweep = time.monotonic()
+        self._align_seen: tuple[float, int, int] = (0.0, 0, 0)
         self._send_failed: BaseException | None = None
         #: Delivery futures of the last publish (awaited before the next one).
         self._in_flight: list[asyncio.Future[Any]] = []
@@ -108,6 +112,8 @@ class Scorer:
         self.app.batch_restore_tables = frozenset({TABLE_NAME})
         self.app.batch_topics = frozenset(settings.topics.events)
         self.app.fetch_max_wait_ms = settings.scorer_fetch_max_wait_ms
+        self.app.max_task_idle_ms = settings.scorer_max_task_idle_ms
+        self.app.max_hold_s = settings.scorer_max_hold_s
         self.event_topic = self.app.topic(
             *settings.topics.events, key_serializer="raw", value_serializer="raw", acks=True
         )
@@ -168,6 +174,7 @@ class Scorer:
                 self._publish,
                 self.metrics,
                 cache_accounts=self.settings.scorer_cache_accounts,
+                max_future_skew_s=self.settings.scorer_max_future_skew_s,
             )
             self.processor.key_partitions = store._key_partition
             consumer.batch_handler = self._handle_batch
@@ -320,6 +327,8 @@ class Scorer:
                 self._lag_exported.add(tp)
 
     async def _after_fetch(self) -> None:
+        consumer = cast(BatchingConsumer, self.app.consumer)
+        self._export_alignment(consumer)
         interval = self.settings.scorer_sweep_interval_s
         if interval <= 0 or self.processor is None:
             return
@@ -327,8 +336,19 @@ class Scorer:
         if now - self._last_sweep < interval:
             return
         self._last_sweep = now
-        lateness_s = self.scorecard.allowed_lateness_hours * 3600.0
-        await self.processor.sweep(self.settings.scorer_sweep_max_accounts, lateness_s)
+        await self.processor.sweep(
+            self.settings.scorer_sweep_max_accounts,
+            busy=consumer.aligner.busy_indexes(),
+            quiet_s=self.settings.scorer_sweep_quiet_s,
+        )
+
+    def _export_alignment(self, consumer: BatchingConsumer) -> None:
+        stats = consumer.aligner.stats
+        m = self.metrics
+        m.align_wait.inc(max(0.0, stats.waited_s - self._align_seen[0]))
+        m.align_reordered.inc(max(0, stats.reordered - self._align_seen[1]))
+        m.align_forced.inc(max(0, stats.forced - self._align_seen[2]))
+        self._align_seen = (stats.waited_s, stats.reordered, stats.forced)
 
     def _rebuild_index(self) -> None:
         """After recovery: index the accounts of the partitions we now own."""

@@ -16,12 +16,11 @@ tables, offset commits, the web server) and replaces only the drain loop:
   acked in bulk into Faust's own ack bookkeeping, so Faust's commit machinery
   (which flushes the producer first) commits them: at-least-once, unchanged;
 * within one partition index, records of the five topics are merged in
-  record-timestamp order (the time ingest published them), and a topic whose
-  buffer is empty while the broker still has records for it holds the others
-  back (like Kafka Streams' timestamp synchronization): without this, a fetch
-  that returns 4,000 usage events but no ticket events would apply a ticket
-  days "late", and the same events would score differently streamed than
-  replayed in order;
+  **event-time** order, holding back while a topic the broker still has
+  records for is not fetched yet (timestamp synchronization, see
+  :mod:`services.scorer.alignment`): without this, a fetch that returns a
+  billing event of day 70 before the usage of days 1-69 would score the
+  history backwards and drop it as late;
 * records of a table changelog during an active recovery are written to the
   table's store a whole fetch at a time by
   :class:`~services.scorer.recovery.BatchRecovery` (which also makes recovery
@@ -35,11 +34,9 @@ The batch handler runs under a lock that rebalancing waits for
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
-from collections import deque
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from time import monotonic
 from typing import Any, ClassVar
 
 from aiokafka import TopicPartition
@@ -47,6 +44,8 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from services.scorer.alignment import EventTimeAligner
+from services.scorer.core.events import event_time_of
 from services.scorer.recovery import BatchRecovery
 
 log = logging.getLogger(__name__)
@@ -54,8 +53,6 @@ log = logging.getLogger(__name__)
 #: The handler gets records in processing order, as (TP, record) pairs.
 BatchHandler = Callable[[Sequence[tuple[TP, Any]]], Awaitable[object]]
 
-#: Longest a partition index waits for a lagging topic's records (seconds).
-MAX_IDLE_S = 2.0
 IdleHandler = Callable[[], Awaitable[object]]
 
 
@@ -85,9 +82,12 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self.batch_lock = asyncio.Lock()
         self._acked_upto: dict[TP, int] = {}
-        self._pending: dict[TP, deque[Any]] = {}
         self._fetched_upto: dict[TP, int] = {}
-        self._blocked_since: dict[int, float] = {}
+        idle_ms = getattr(self.app, "max_task_idle_ms", 100)
+        hold_s = getattr(self.app, "max_hold_s", 30.0)
+        self.aligner = EventTimeAligner(
+            max_idle_s=idle_ms / 1000.0, max_hold_s=hold_s, topic_rank={}
+        )
 
     async def wait_empty(self) -> None:
         # Rebalance/recovery/shutdown: let an in-flight batch finish (its
@@ -101,9 +101,8 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         await super().wait_empty()
 
     def _clear_pending(self) -> None:
-        self._pending.clear()
+        self.aligner.clear()
         self._fetched_upto.clear()
-        self._blocked_since.clear()
 
     async def perform_seek(self) -> None:
         """Faust's seek to committed offsets, and to the beginning where there is none.
@@ -132,7 +131,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             for tp in fresh:
                 self._read_offset[tp] = None
                 self._fetched_upto.pop(tp, None)
-                self._pending.pop(tp, None)
+            self.aligner.clear(fresh)
 
     async def _rewind(self, dropped: Any, clear: bool = True) -> None:
         """Seek back to the first record we drop unprocessed (buffered or just fetched).
@@ -147,9 +146,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         """
         first: dict[TP, int] = {}
         if clear:
-            for tp, queue in self._pending.items():
-                if queue:
-                    first[tp] = queue[0].offset
+            first.update(self.aligner.first_offsets())
         for tp, recs in dropped.items():
             if tp.topic in self.batch_topics and recs:
                 offset = recs[0].offset
@@ -175,40 +172,29 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         return upto < highwater
 
     def _select(self, now: float) -> list[tuple[TP, Any]]:
-        """Take buffered records in timestamp order, per partition index."""
-        by_index: dict[int, list[TP]] = {}
-        assigned = self.assignment()
-        for tp in assigned:
-            if tp.topic in self.batch_topics:
-                by_index.setdefault(tp.partition, []).append(tp)
-        selected: list[tuple[TP, Any]] = []
-        pending = self._pending
-        for index, tps in by_index.items():
-            queues = [(tp, pending[tp]) for tp in tps if pending.get(tp)]
-            if not queues:
-                continue
-            lagging = [tp for tp in tps if not pending.get(tp) and self._behind(tp)]
-            if lagging:
-                since = self._blocked_since.setdefault(index, now)
-                if now - since < MAX_IDLE_S:
-                    continue  # its next records may be older than what we hold
-            self._blocked_since.pop(index, None)
-            if len(queues) == 1:
-                tp, queue = queues[0]
-                selected.extend((tp, rec) for rec in queue)
-                queue.clear()
-                continue
-            heap = [(queue[0].timestamp or 0, i) for i, (_, queue) in enumerate(queues)]
-            heapq.heapify(heap)
-            while heap:
-                _, i = heapq.heappop(heap)
-                tp, queue = queues[i]
-                selected.append((tp, queue.popleft()))
-                if queue:
-                    heapq.heappush(heap, (queue[0].timestamp or 0, i))
-                elif self._behind(tp) and not lagging:
-                    break  # cannot order past this topic's unseen records
-        return selected
+        """Take buffered records in event-time order, per partition index (see alignment)."""
+        groups: dict[int, list[TP]] = {}
+        batch_topics = self.batch_topics
+        if len(self.aligner.topic_rank) != len(batch_topics):
+            self.aligner.topic_rank = {t: i for i, t in enumerate(sorted(batch_topics))}
+        for tp in self.assignment():
+            if tp.topic in batch_topics:
+                groups.setdefault(tp.partition, []).append(tp)
+        return self.aligner.select(groups, self._behind, now)
+
+    def _buffer(self, tp: TP, recs: Sequence[Any]) -> None:
+        """Queue fetched records of an event topic with their event and publish times."""
+        self.aligner.add(
+            tp,
+            (
+                (
+                    event_time_of(rec.value),
+                    rec.timestamp / 1000.0 if rec.timestamp and rec.timestamp > 0 else _NEVER,
+                    rec,
+                )
+                for rec in recs
+            ),
+        )
 
     def _ack_batch(self, tp: TP, first: int, last: int) -> None:
         """Mark ``first..last`` as acked in Faust's bookkeeping, filling gaps.
@@ -269,12 +255,11 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                         if not recs:
                             continue
                         if tp.topic in self.batch_topics:
-                            queue = self._pending.setdefault(tp, deque())
                             upto = self._fetched_upto.get(tp)
                             if upto is not None and recs[0].offset < upto:  # refetched
                                 recs = [rec for rec in recs if rec.offset >= upto]
-                            queue.extend(recs)
                             if recs:
+                                self._buffer(tp, recs)
                                 self._fetched_upto[tp] = recs[-1].offset + 1
                             continue
                         if restore is not None:
@@ -295,10 +280,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                             read_offset[tp] = offset
                 if restore is not None and restore.in_recovery:
                     restore.signal_if_complete()
-                if self._pending and self.batch_handler is not None and self.flow_active:
+                if self.aligner.pending() and self.batch_handler is not None and self.flow_active:
                     async with self.batch_lock:
-                        now = monotonic()
-                        selected = self._select(now)
+                        now = time.monotonic()
+                        selected = self._select(time.time())
                         if selected and self.app.consumer_generation_id != generation:
                             # A rebalance began after this fetch: process nothing,
                             # fetch it again (from where it starts, see _rewind).
@@ -341,6 +326,9 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+
+
+_NEVER = float("-inf")
 
 
 class PromptFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):

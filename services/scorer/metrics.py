@@ -29,7 +29,23 @@ class ScorerMetrics:
         )
         self.late = Counter(
             p + "events_late_total",
-            "Events older than the allowed lateness behind the account watermark.",
+            "Events older than the allowed lateness behind the account watermark "
+            "(dead-lettered with error_stage=late).",
+            registry=registry,
+        )
+        self.align_wait = Counter(
+            p + "alignment_wait_seconds_total",
+            "Seconds partition indexes were held for a lagging event topic (event-time alignment).",
+            registry=registry,
+        )
+        self.align_reordered = Counter(
+            p + "alignment_reordered_total",
+            "Records processed ahead of a record fetched before them (merged by event time).",
+            registry=registry,
+        )
+        self.align_forced = Counter(
+            p + "alignment_forced_total",
+            "Holds for a lagging topic given up after scorer_max_hold_s (events may be late).",
             registry=registry,
         )
         self.latency = Histogram(

@@ -26,7 +26,14 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    MutableMapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -62,6 +69,8 @@ class Record(Protocol):
     def key(self) -> bytes | None: ...
     @property
     def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int | None: ...
 
 
 class TopicPartition(Protocol):
@@ -107,6 +116,8 @@ class BatchProcessor:
         metrics: ScorerMetrics,
         clock: Callable[[], float] = time.time,
         cache_accounts: int = 20_000,
+        max_future_skew_s: float = 300.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
         self.topics = topics
@@ -125,8 +136,16 @@ class BatchProcessor:
         #: Faust's memory store remembers the partition of recovered keys so it
         #: can drop them when a partition moves away; keys we write get the same.
         self.key_partitions: MutableMapping[bytes, int] | None = None
-        #: Event-time watermark per partition: the newest event time seen there.
+        self.max_future_skew_s = max_future_skew_s
+        self.monotonic = monotonic
+        #: Event-time clock per partition, for the timer sweep: the newest event time
+        #: applied there, each bounded by its record's publish time (+ skew), so no
+        #: event, however it is dated, moves another account's timers ahead of the
+        #: wall clock of the producers.
         self.watermarks: dict[int, float] = {}
+        #: monotonic() when each account's state was last written by an event.
+        self.touched: dict[bytes, float] = {}
+        self.lateness_hours = engine.scorecard.lateness_hours
         self._band_of: dict[bytes, str] = {}
         self._band_counts: dict[str, int] = {"green": 0, "yellow": 0, "red": 0}
         self._count_generation = 0
@@ -155,6 +174,7 @@ class BatchProcessor:
             self.first_batch_at = time.monotonic()
         collect = self._collect
         latency_add = latencies.append
+        max_skew = self.max_future_skew_s
         for tp, record in batch:
             partition = tp.partition
             raw = record.value
@@ -162,6 +182,19 @@ class BatchProcessor:
                 event = parse_event(raw if raw is not None else b"")
             except InvalidEvent as exc:
                 outputs.append(self._dead_letter(record, exc, _stage_of(raw), exc.field))
+                continue
+            except Exception as exc:  # anything the parser did not foresee is poison too
+                outputs.append(self._dead_letter(record, exc, "schema", None))
+                continue
+            ts = event.ts
+            published = record.timestamp
+            bound = published / 1000.0 + max_skew if published and published > 0 else ts
+            if ts > bound:
+                ahead = ValueError(
+                    f"occurred_at is {ts - bound + max_skew:.0f} s after the record was "
+                    f"published (more than {max_skew:.0f} s ahead: it cannot have happened yet)"
+                )
+                outputs.append(self._dead_letter(record, ahead, "future", "occurred_at"))
                 continue
             account_id = event.account_id
             key = account_id.encode()
@@ -186,45 +219,63 @@ class BatchProcessor:
                 continue
             if outcome.late:
                 late += 1
+                too_old = ValueError(
+                    f"occurred_at is more than {self.lateness_hours:g} h before the account's "
+                    "newest event: older than what its state keeps"
+                )
+                outputs.append(self._dead_letter(record, too_old, "late", "occurred_at"))
+                continue
             states[key] = outcome.state
             home[key] = partition
             kind = event.type
             by_type[kind] = by_type.get(kind, 0) + 1
-            ts = event.ts
             latency_add(now_wall - ts)
-            if ts > watermarks.get(partition, _NO_TIME):
-                watermarks[partition] = ts
+            clock = ts if ts < bound else bound
+            if clock > watermarks.get(partition, _NO_TIME):
+                watermarks[partition] = clock
             # Most events publish nothing (the core's fast path): skip the collect call.
             if outcome.health is not None or outcome.alerts or outcome.examples:
                 collect(key, partition, account_id, outcome, outputs, event.event_id)
-        await self._flush(outputs, {k: v for k, v in states.items() if v is not None}, home)
+        touched = {k: v for k, v in states.items() if v is not None}
+        await self._flush(outputs, touched, home)
+        stamp = self.monotonic()
+        for key in touched:
+            self.touched[key] = stamp
         n = len(batch)
         self._record_metrics(n, by_type, latencies, duplicates, late)
         self.last_batch_at = time.monotonic()
         return n
 
     # ------------------------------------------------------------------ timers
-    async def sweep(self, max_accounts: int, lateness_s: float) -> int:
-        """Tick up to ``max_accounts`` accounts at their partition's watermark.
+    async def sweep(
+        self, max_accounts: int, busy: Collection[int] = (), quiet_s: float = 0.0
+    ) -> int:
+        """Tick up to ``max_accounts`` accounts at their partition's event-time clock.
 
-        ``now`` is the watermark minus the allowed lateness: an account whose
-        events simply lag a little behind its partition's busiest accounts is
-        not declared inactive by mistake.
+        Skipped: partitions in ``busy`` (records buffered, e.g. a backlog being
+        merged) and accounts an event touched less than ``quiet_s`` ago. Both
+        guard the same thing: an account whose history is still arriving (a
+        backfill, a restart's catch-up) is not ticked to a time its own events
+        have not reached yet, which would declare it inactive half-way.
         """
         ticked = 0
         states: dict[bytes, AccountState] = {}
         home: dict[bytes, int] = {}
         outputs: list[OutRecord] = []
-        partitions = [p for p in self.index.queues if p in self.watermarks]
+        partitions = [p for p in self.index.queues if p in self.watermarks and p not in busy]
         if not partitions:
             return 0
         share = max(1, max_accounts // len(partitions))
+        quiet_before = self.monotonic() - quiet_s
+        touched = self.touched
         for partition in partitions:
             queue = self.index.queues[partition]
-            now = self.watermarks[partition] - lateness_s
+            now = self.watermarks[partition]
             for _ in range(min(share, len(queue))):
                 key = queue.popleft()
                 queue.append(key)
+                if touched.get(key, _NO_TIME) > quiet_before:
+                    continue
                 stored = self.store.get(key)
                 if stored is None:
                     continue
@@ -336,6 +387,7 @@ class BatchProcessor:
     def forget_unowned(self, owned: set[int]) -> None:
         """Stop counting, per band, the accounts of partitions this worker no longer owns."""
         key_partitions = self.key_partitions or {}
+        self.touched = {k: v for k, v in self.touched.items() if key_partitions.get(k) in owned}
         counts = self._band_counts
         for key, band in list(self._band_of.items()):
             if key_partitions.get(key) not in owned:

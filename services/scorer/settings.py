@@ -29,6 +29,19 @@ class ScorerSettings(Settings):
     # the most accounts ticked per sweep, so a sweep never stalls the stream.
     scorer_sweep_interval_s: float = Field(default=2.0, ge=0.0)
     scorer_sweep_max_accounts: int = Field(default=2000, ge=1)
+    # An account is ticked only once no event of it was processed for this long
+    # (processing time) and its partition has nothing buffered: a history still
+    # arriving is never declared inactive half-way (see processor.sweep).
+    scorer_sweep_quiet_s: float = Field(default=10.0, ge=0.0)
+    # Event-time alignment of the event topics (see services/scorer/alignment.py):
+    # a record passes a caught-up topic with nothing buffered only once it was
+    # published this long ago (Kafka Streams' max.task.idle.ms); a topic the broker
+    # still has unfetched records of is waited for up to max_hold_s.
+    scorer_max_task_idle_ms: float = Field(default=100.0, ge=0.0)
+    scorer_max_hold_s: float = Field(default=30.0, gt=0.0)
+    # An event more than this far ahead of its record's publish time cannot have
+    # happened yet: dead-lettered, so it can never move the partition's clock.
+    scorer_max_future_skew_s: float = Field(default=300.0, ge=0.0)
     # Faust/Kafka group timing.
     # Session timeout: a SIGKILLed worker's partitions wait this long, and the
     # embedded broker answers a JoinGroup after half of it (start-up latency).

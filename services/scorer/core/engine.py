@@ -5,13 +5,14 @@ to ``tick``), never the clock. The same engine runs in the Faust scorer, in
 ``healthstream evaluate`` and in the benchmarks.
 
 Order of work in ``apply``:
-1. dedupe (ring of recent event-id hashes, plus per type the newest id that
-   left the ring) and lateness (watermark minus the allowed lateness, and
-   anything from a second before that newest evicted id of its type, which
-   makes "a duplicate changes nothing" hold for old redeliveries too). Per
-   type because each type has its own topic and Kafka orders an account's
-   events within a topic only; "before" strictly because a burst of more than
-   16 events in one second is real traffic, not lateness;
+1. dedupe: the ring of recent event-id hashes, plus per type the newest id
+   that left the ring, and anything from a second before that id's second is
+   a redelivery (it makes "a duplicate changes nothing" hold for old
+   redeliveries too). Per type because each type has its own topic and Kafka
+   orders an account's events within a topic only; "before" strictly because
+   a burst of more than 16 events in one second is real traffic. Then
+   lateness: an event more than the allowed lateness (by default what the
+   state keeps) behind the account's newest event is refused (``late``);
 2. label snapshots whose outcome became known before this event;
 3. update the state from the event;
 4. features, components, health at the account watermark (not at the event's
@@ -156,7 +157,7 @@ class ScoringEngine:
         self.model = model
         self.learn_inline = learn_inline
         self.fast_path = fast_path
-        self._lateness = scorecard.allowed_lateness_hours * 3600.0
+        self._lateness = scorecard.lateness_hours * 3600.0
         labels_cfg = scorecard.labels
         self._horizon = labels_cfg.horizon_days * DAY
         self._snapshot_every = max(
@@ -176,12 +177,16 @@ class ScoringEngine:
         ts = event.ts
         kind = TYPE_INDEX[event.type]
         key = ring_key(event.event_id, kind)
-        if key in state.seen or (
-            _floor_id(key) == state.seen_floor_keys[kind]
-            and math.floor(ts) == state.seen_floors[kind]
+        if (
+            key in state.seen
+            or ts < state.seen_floors[kind]
+            or (
+                _floor_id(key) == state.seen_floor_keys[kind]
+                and math.floor(ts) == state.seen_floors[kind]
+            )
         ):
             return Outcome(state=state, duplicate=True)
-        if state.events and (ts < state.watermark - self._lateness or ts < state.seen_floors[kind]):
+        if state.events and ts < state.watermark - self._lateness:
             return Outcome(state=state, late=True)
         if event.type == "usage":
             props = event.properties

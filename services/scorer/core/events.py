@@ -85,12 +85,57 @@ class CoreEvent:
     __hash__ = None  # type: ignore[assignment]
 
 
+#: Event times the core can represent: years 1 to 9999 **in UTC** (``datetime``'s
+#: range). ``9999-12-31T23:59:59-01:00`` is a valid RFC 3339 string whose UTC value
+#: is in year 10000: accepted by the string rules, it crashed every later
+#: formatting of the account's health.
+MIN_EVENT_TS = (datetime(1, 1, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()
+MAX_EVENT_TS = 253402300800.0  # 10000-01-01T00:00:00Z, exclusive
+
+
 def parse_timestamp(value: object) -> float:
     """RFC 3339 with a zone -> epoch seconds, by the contract's own rules (``schemas``).
 
     Off the hot path: ``parse_event`` reads the common ``...THH:MM:SSZ`` form itself.
+    Raises ``ValueError`` for a time outside ``MIN_EVENT_TS``..``MAX_EVENT_TS``.
     """
-    return (parse_rfc3339(value) - _EPOCH).total_seconds()
+    ts = (parse_rfc3339(value) - _EPOCH).total_seconds()
+    if not MIN_EVENT_TS <= ts < MAX_EVENT_TS:
+        raise ValueError("is outside the representable range (years 1 to 9999 in UTC)")
+    return ts
+
+
+_OCCURRED_AT = b'"occurred_at":"'
+
+
+def event_time_of(raw: bytes | None) -> float:
+    """The ``occurred_at`` of a raw event record, cheaply; ``-inf`` when unreadable.
+
+    Used to merge the event topics by event time before the records are parsed
+    (see ``services.scorer.alignment``). The compact form every healthstream
+    producer writes is found with one byte search; anything else (whitespace,
+    the key appearing twice, e.g. inside ``properties``) takes a full JSON parse.
+    An unreadable record sorts first and is dead-lettered by the real parser.
+    """
+    if not raw:
+        return _NO_TS
+    at = raw.find(_OCCURRED_AT)
+    if at >= 0 and raw.find(_OCCURRED_AT, at + 15) < 0:
+        start = at + 15
+        end = raw.find(b'"', start)
+        if 0 < end - start <= 64 and raw.find(b"\\", start, end) < 0:
+            try:
+                return _timestamp(raw[start:end].decode("ascii"))
+            except (ValueError, UnicodeDecodeError):
+                return _NO_TS
+    try:
+        data = orjson.loads(raw)
+        return _timestamp(data["occurred_at"]) if type(data) is dict else _NO_TS
+    except (orjson.JSONDecodeError, KeyError, ValueError, TypeError):
+        return _NO_TS
+
+
+_NO_TS = float("-inf")
 
 
 def format_timestamp(ts: float) -> str:
@@ -107,7 +152,7 @@ def format_timestamp(ts: float) -> str:
     return _format_slow(ts)
 
 
-_MAX_EPOCH = 253402300800.0  # 10000-01-01T00:00:00Z
+_MAX_EPOCH = MAX_EVENT_TS
 
 
 @lru_cache(maxsize=1024)

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.scorer.core.state import USAGE_DAYS
+
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "scorecard.toml"
 
 Severity = Literal["info", "warning", "critical"]
@@ -194,9 +196,19 @@ class Scorecard(_Strict):
     labels: Labels = Labels()
     model: ModelBlend = ModelBlend()
     neutral_score: float = Field(default=75.0, ge=0, le=100)
-    allowed_lateness_hours: float = Field(default=24, ge=0)
+    #: How far behind an account's newest event another event may be and still be
+    #: applied. Unset: what the state keeps (the 56-day usage ring), since every
+    #: fact within it can be placed by its event time.
+    allowed_lateness_hours: float | None = Field(default=None, ge=0)
     publish_min_change: float = Field(default=1.0, ge=0)
     max_drivers: int = Field(default=4, ge=1, le=10)
+
+    @property
+    def lateness_hours(self) -> float:
+        """The allowed lateness in effect (the explicit setting, else what the state keeps)."""
+        if self.allowed_lateness_hours is not None:
+            return self.allowed_lateness_hours
+        return USAGE_DAYS * 24.0
 
 
 def load_scorecard(path: Path | None = None) -> Scorecard:

@@ -33,6 +33,7 @@ class Rec(NamedTuple):
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: int | None = None
 
 
 def make() -> tuple[BatchProcessor, dict[bytes, bytes], list[OutRecord]]:

@@ -201,7 +201,8 @@ def test_a_burst_within_one_second_all_counts() -> None:
         out = engine.apply(state, CoreEvent(f"c{i}", "a", "usage", "login", T0 + 1 + i / 80, {}))
         assert not (out.late or out.duplicate), i
     redelivered = engine.apply(state, CoreEvent("b0", "a", "usage", "login", T0 + 0.5, {}))
-    assert redelivered.late and state.events == 80
+    # Older than its type's floor: a redelivery (restarts replay many), not lateness.
+    assert redelivered.duplicate and not redelivered.late and state.events == 80
 
 
 def test_the_newest_id_to_leave_the_ring_is_still_recognised() -> None:
@@ -219,7 +220,7 @@ def test_the_newest_id_to_leave_the_ring_is_still_recognised() -> None:
 
 
 def test_events_beyond_the_allowed_lateness_are_dropped_and_flagged() -> None:
-    engine = ScoringEngine(Scorecard())
+    engine = ScoringEngine(Scorecard(allowed_lateness_hours=24))
     state = engine.apply(None, CoreEvent("1", "a", "usage", "login", T0 + 5 * DAY, {})).state
     before = state.to_bytes()
     out = engine.apply(state, CoreEvent("2", "a", "usage", "login", T0 + 3.9 * DAY, {}))
@@ -227,6 +228,18 @@ def test_events_beyond_the_allowed_lateness_are_dropped_and_flagged() -> None:
     assert out.state.to_bytes() == before
     ok = engine.apply(state, CoreEvent("3", "a", "usage", "login", T0 + 4.1 * DAY, {}))
     assert not ok.late and ok.state.usage_ring[1] == 1
+
+
+def test_default_lateness_is_what_the_state_keeps() -> None:
+    """Unset, the lateness is the usage ring's 56 days: a 55-day-old event lands in its
+    day bucket, a 57-day-old one is refused (the caller dead-letters it)."""
+    engine = ScoringEngine(Scorecard())
+    assert Scorecard().lateness_hours == 56 * 24
+    state = engine.apply(None, CoreEvent("1", "a", "usage", "login", T0 + 60 * DAY, {})).state
+    ok = engine.apply(state, CoreEvent("2", "a", "usage", "login", T0 + 5 * DAY + 60, {}))
+    assert not ok.late and ok.state.usage_ring[55] == 1
+    old = engine.apply(state, CoreEvent("3", "a", "usage", "login", T0 + 3 * DAY, {}))
+    assert old.late and old.state.events == 2
 
 
 @_SETTINGS
