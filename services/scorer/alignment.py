@@ -5,23 +5,32 @@ account's events live in partition ``i`` of each topic, but Kafka orders them
 only *within* a topic. The core scores an account at its newest event time; if
 a fetch brings a billing event from day 70 before the usage events of days
 1-69 (a history POSTed in one request, a restart, a slow topic), those usage
-events arrive "late" and the score of day 70 is computed before its history.
+events would be scored after it, as if they were late.
 
-So, per partition index, the records buffered for the five topics are merged
-by **event time** (``occurred_at``), as Kafka Streams merges by record
-timestamp, and the merge may only move past a topic whose buffer is empty when
-it is safe to:
+So the records buffered for the five topics are merged **per account** by event
+time (``occurred_at``). Per account, not per partition as Kafka Streams merges:
+a topic partition holds many accounts in publish order, which is not event-time
+order across them (one account's history backfilled after another's), and a
+per-partition merge would let one account's old events hold back, or be
+overtaken by, another's. An account's next record (its earliest buffered one)
+may go when every topic of its partition index that holds nothing of this
+account buffered is
 
-* the topic is **behind** (the broker holds records of it this worker has not
-  fetched yet): wait, because its next record may be older than anything held.
-  Bounded by ``max_hold_s`` only as a safety valve (a partition that is never
-  fetched must not stall the others for ever); the wait is counted;
-* the topic is **caught up**: only records *published* more than
-  ``max_idle_s`` ago may pass (Kafka Streams' ``max.task.idle.ms``). A record
-  published together with ours on that topic (the same POST, the same producer
-  batch) may not have been appended or fetched yet; after ``max_idle_s`` it
-  has been. This is the only latency alignment adds, and only while some topic
-  of the partition index has nothing buffered.
+* **caught up** (the broker has no unfetched records of it) and the record was
+  *published* more than ``max_idle_s`` ago (Kafka Streams'
+  ``max.task.idle.ms``): a record published together with ours on that topic
+  (the same POST, the same producer batch) may not have been appended or
+  fetched yet; after ``max_idle_s`` it has been. This is the only latency
+  alignment adds, and only for accounts missing from some topic's buffer;
+* or **behind** (unfetched records, which may be this account's and older):
+  then the account waits. Bounded as a safety valve by ``max_hold_s`` per
+  partition index and ``max_buffered`` records, so a topic that is never
+  fetched cannot stall the rest for ever; giving up is counted (``forced``).
+
+Commits must never pass a record still held: :meth:`safe_upto` gives, per
+topic-partition, the end of the processed prefix, which is all the caller may
+commit; what was processed beyond it is redelivered after a crash and
+deduplicated by the core.
 
 What is left unordered is lateness at the source (a system that sends
 yesterday's tickets today): the core applies such events within what its
@@ -32,23 +41,24 @@ Pure: no Kafka, no clock (``now`` is passed in), so it is tested directly.
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 _NEVER = float("-inf")
 
 
-@dataclass
+@dataclass(slots=True)
 class Buffered:
     """One fetched record waiting to be merged."""
 
     ts: float  #: event time (epoch seconds), -inf when unreadable (poison goes first)
     published: float  #: record timestamp (epoch seconds), -inf when unknown
     seq: int  #: fetch order, to count reorderings
+    tp: Any
     record: Any
+    done: bool = False
 
 
 @dataclass
@@ -56,52 +66,95 @@ class AlignStats:
     """What alignment cost and did (exported as metrics by the app)."""
 
     waited_s: float = 0.0  #: partition-index seconds spent holding for a lagging topic
-    reordered: int = 0  #: records emitted ahead of a record fetched before them
-    forced: int = 0  #: holds given up after ``max_hold_s`` (should stay 0)
+    reordered: int = 0  #: records processed after a record fetched later (moved back)
+    forced: int = 0  #: holds given up after ``max_hold_s`` / ``max_buffered`` (should stay 0)
 
 
 @dataclass
 class EventTimeAligner:
-    """Buffers fetched records per topic-partition and releases them in event-time order."""
+    """Buffers fetched records and releases each account's in event-time order."""
 
     max_idle_s: float
     max_hold_s: float
     #: Fixed tie-break between topics for equal event times (e.g. the topic list order).
     topic_rank: Mapping[str, int]
+    max_buffered: int = 200_000
+    #: Per topic-partition, in fetch order (for commits and rewinds).
     queues: dict[Any, deque[Buffered]] = field(default_factory=dict)
+    #: Per partition index, per account key, per topic: the account's buffered records.
+    keyed: dict[int, dict[Any, dict[str, deque[Buffered]]]] = field(default_factory=dict)
     stats: AlignStats = field(default_factory=AlignStats)
+    buffered: int = 0
     _held_since: dict[int, float] = field(default_factory=dict)
     _seq: int = 0
 
-    def add(self, tp: Any, items: Iterable[tuple[float, float, Any]]) -> None:
-        """Buffer ``(event_time, published, record)`` triples of one topic-partition."""
+    def add(self, tp: Any, items: Iterable[tuple[Any, float, float, Any]]) -> None:
+        """Buffer ``(account_key, event_time, published, record)`` of one topic-partition."""
         queue = self.queues.get(tp)
         if queue is None:
             queue = self.queues[tp] = deque()
+        keys = self.keyed.setdefault(tp.partition, {})
+        topic = tp.topic
         seq = self._seq
-        for ts, published, record in items:
+        n = 0
+        for key, ts, published, record in items:
             seq += 1
-            queue.append(Buffered(ts, published, seq, record))
+            n += 1
+            item = Buffered(ts, published, seq, tp, record)
+            queue.append(item)
+            per_topic = keys.get(key)
+            if per_topic is None:
+                per_topic = keys[key] = {}
+            mine = per_topic.get(topic)
+            if mine is None:
+                mine = per_topic[topic] = deque()
+            mine.append(item)
         self._seq = seq
+        self.buffered += n
 
     def pending(self) -> bool:
-        return any(self.queues.values())
+        return self.buffered > 0
 
     def busy_indexes(self) -> set[int]:
         """Partition indexes with buffered records (their timers must not be swept yet)."""
-        return {tp.partition for tp, queue in self.queues.items() if queue}
+        return {index for index, keys in self.keyed.items() if keys}
 
     def first_offsets(self) -> dict[Any, int]:
-        """The first buffered offset per topic-partition (where to seek back to)."""
-        return {tp: queue[0].record.offset for tp, queue in self.queues.items() if queue}
+        """The first unprocessed buffered offset per topic-partition (where to seek back to)."""
+        out = {}
+        for tp, queue in self.queues.items():
+            for item in queue:
+                if not item.done:
+                    out[tp] = item.record.offset
+                    break
+        return out
 
-    def clear(self, tps: Iterable[Hashable] | None = None) -> None:
+    def safe_upto(self, tp: Any) -> int | None:
+        """Offset of the first record of ``tp`` still held, or None when none is."""
+        queue = self.queues.get(tp)
+        while queue and queue[0].done:
+            queue.popleft()
+        return queue[0].record.offset if queue else None
+
+    def clear(self, tps: Iterable[Any] | None = None) -> None:
+        """Drop buffered records (all, or those of ``tps``): they will be fetched again."""
         if tps is None:
             self.queues.clear()
+            self.keyed.clear()
             self._held_since.clear()
+            self.buffered = 0
             return
         for tp in tps:
-            self.queues.pop(tp, None)
+            queue = self.queues.pop(tp, None)
+            if not queue:
+                continue
+            self.buffered -= sum(1 for item in queue if not item.done)
+            keys = self.keyed.get(tp.partition, {})
+            for key in list(keys):
+                per_topic = keys[key]
+                per_topic.pop(tp.topic, None)
+                if not any(per_topic.values()):
+                    del keys[key]
 
     def select(
         self,
@@ -109,7 +162,7 @@ class EventTimeAligner:
         behind: Callable[[Any], bool],
         now: float,
     ) -> list[tuple[Any, Any]]:
-        """Release what can be released, in event-time order within each partition index.
+        """Release what can be released: each account's records in event-time order.
 
         ``groups`` maps a partition index to its assigned topic-partitions;
         ``behind(tp)`` says whether the broker holds unfetched records of ``tp``;
@@ -117,46 +170,64 @@ class EventTimeAligner:
         """
         selected: list[tuple[Any, Any]] = []
         stats = self.stats
+        rank = self.topic_rank
+        cutoff = now - self.max_idle_s
         for index, tps in groups.items():
-            queues = [(tp, q) for tp in tps if (q := self.queues.get(tp))]
-            if not queues:
+            keys = self.keyed.get(index)
+            if not keys:
                 self._held_since.pop(index, None)
                 continue
-            empty = [tp for tp in tps if not self.queues.get(tp)]
-            forced = False
-            if any(behind(tp) for tp in empty):
-                since = self._held_since.setdefault(index, now)
-                if now - since < self.max_hold_s:
-                    continue
-                forced = True
+            lagging = {tp.topic for tp in tps if behind(tp)}
+            since = self._held_since.get(index)
+            if (
+                lagging
+                and since is not None
+                and (now - since >= self.max_hold_s or self.buffered > self.max_buffered)
+            ):
+                lagging = set()
                 stats.forced += 1
-            held = self._held_since.pop(index, None)
-            if held is not None:
-                stats.waited_s += now - held
-            cutoff = now - self.max_idle_s if empty else float("inf")
-            rank = self.topic_rank
-            heap = [
-                (q[0].ts, rank.get(tp.topic, 0), q[0].seq, i) for i, (tp, q) in enumerate(queues)
-            ]
-            heapq.heapify(heap)
-            top_seq = 0
-            while heap:
-                i = heap[0][3]
-                tp, queue = queues[i]
-                head = queue[0]
-                if head.published > cutoff:
-                    break  # a sibling on a caught-up topic may still be in flight
-                heapq.heappop(heap)
-                queue.popleft()
-                selected.append((tp, head.record))
-                if head.seq < top_seq:
-                    stats.reordered += 1
-                else:
-                    top_seq = head.seq
-                if queue:
-                    heapq.heappush(heap, (queue[0].ts, rank.get(tp.topic, 0), queue[0].seq, i))
-                    continue
-                if not forced and behind(tp):
-                    break  # cannot order past this topic's unfetched records
-                cutoff = min(cutoff, now - self.max_idle_s)
+            topics = [tp.topic for tp in tps]
+            held = False
+            for key in list(keys):
+                per_topic = keys[key]
+                top_seq = 0
+                while True:
+                    head: Buffered | None = None
+                    head_topic = ""
+                    for topic, mine in per_topic.items():
+                        if mine:
+                            first = mine[0]
+                            if (
+                                head is None
+                                or first.ts < head.ts
+                                or (
+                                    first.ts == head.ts
+                                    and rank.get(topic, 0) < rank.get(head_topic, 0)
+                                )
+                            ):
+                                head, head_topic = first, topic
+                    if head is None:
+                        del keys[key]
+                        break
+                    missing = [t for t in topics if not per_topic.get(t)]
+                    if missing:
+                        if any(t in lagging for t in missing):
+                            held = True
+                            break  # a lagging topic may still hold this account's earlier events
+                        if head.published > cutoff:
+                            break  # a sibling on a caught-up topic may still be in flight
+                    per_topic[head_topic].popleft()
+                    head.done = True
+                    self.buffered -= 1
+                    selected.append((head.tp, head.record))
+                    if head.seq < top_seq:
+                        stats.reordered += 1
+                    else:
+                        top_seq = head.seq
+            if held:
+                self._held_since.setdefault(index, now)
+            else:
+                released = self._held_since.pop(index, None)
+                if released is not None:
+                    stats.waited_s += now - released
         return selected

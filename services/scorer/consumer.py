@@ -188,6 +188,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             tp,
             (
                 (
+                    rec.key,
                     event_time_of(rec.value),
                     rec.timestamp / 1000.0 if rec.timestamp and rec.timestamp > 0 else _NEVER,
                     rec,
@@ -299,11 +300,18 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                                 span = ranges.get(tp)
                                 if span is None:
                                     ranges[tp] = [rec.offset, rec.offset]
-                                else:
+                                elif rec.offset < span[0]:
+                                    span[0] = rec.offset
+                                elif rec.offset > span[1]:
                                     span[1] = rec.offset
                             for tp, (first, last) in ranges.items():
-                                self._ack_batch(tp, first, last)
-                                read_offset[tp] = last
+                                # Never commit past a record the aligner still holds.
+                                held = self.aligner.safe_upto(tp)
+                                if held is not None and held <= last:
+                                    last = held - 1
+                                if last >= first:
+                                    self._ack_batch(tp, first, last)
+                                    read_offset[tp] = last
                                 monitor.stream_inbound_time[tp] = now
                         commit_every = self._commit_every
                         if commit_every is not None and self._n_acked >= commit_every:

@@ -40,7 +40,7 @@ class ScorerMetrics:
         )
         self.align_reordered = Counter(
             p + "alignment_reordered_total",
-            "Records processed ahead of a record fetched before them (merged by event time).",
+            "Records processed after a record fetched later than them (merged by event time).",
             registry=registry,
         )
         self.align_forced = Counter(
