@@ -39,7 +39,7 @@ def worker_env(settings: Settings, port: int, data_dir: Path, **extra: str) -> d
         "HEALTHSTREAM_SCORER_SESSION_TIMEOUT_S": "6",
         "HEALTHSTREAM_SCORER_HEARTBEAT_INTERVAL_S": "1",
         "HEALTHSTREAM_SCORER_COMMIT_INTERVAL_S": "0.5",
-        "HEALTHSTREAM_SCORER_SWEEP_INTERVAL_S": "0",
+        "HEALTHSTREAM_SCORER_SWEEP_INTERVAL_S": "0.5",
         "HEALTHSTREAM_LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     }

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.scorer.core import AccountState, Scorecard, ScoringEngine, load_scorecard, parse_event
+from services.scorer.core.events import EVENT_TYPES
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -75,6 +76,15 @@ def declining_accounts(accounts: int, prefix: str = "acct") -> list[dict[str, An
             if not declining:
                 events.append(s.event(day, "usage", "feature.used", feature=f"f{day % 5}"))
     return events
+
+
+TOPIC_RANK = {kind: i for i, kind in enumerate(sorted(EVENT_TYPES))}
+
+
+def time_ordered(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events in the order the streaming scorer applies an account's events: by event
+    time, ties by topic (the aligner's fixed tie-break), then as listed."""
+    return sorted(events, key=lambda e: (parse_event(e).ts, TOPIC_RANK[e["type"]]))
 
 
 class Reference:

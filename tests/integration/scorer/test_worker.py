@@ -10,8 +10,7 @@ import pytest
 
 from healthstream.settings import Settings
 from schemas import HealthUpdate, RiskAlert
-from services.scorer.core import AccountState, load_scorecard, parse_event
-from services.scorer.core.scorecard import DEFAULT_PATH
+from services.scorer.core import AccountState, parse_event
 from services.scorer.dlq import read_headers
 from tests.integration.scorer.harness import (
     Worker,
@@ -23,20 +22,9 @@ from tests.integration.scorer.harness import (
     wait_consumed,
     wait_until,
 )
-from tests.integration.scorer.histories import Reference, Script, scripted_phases
+from tests.integration.scorer.histories import Reference, Script, scripted_phases, time_ordered
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def lenient_scorecard(tmp_path: Path, lateness_hours: float) -> Path:
-    """The shipped scorecard with another allowed lateness."""
-    text = DEFAULT_PATH.read_text()
-    assert "allowed_lateness_hours = 24 " in text
-    path = tmp_path / "scorecard.toml"
-    path.write_text(
-        text.replace("allowed_lateness_hours = 24 ", f"allowed_lateness_hours = {lateness_hours} ")
-    )
-    return path
 
 
 def changelog(settings: Settings) -> str:
@@ -93,14 +81,10 @@ async def test_streaming_and_in_process_core_yield_identical_scores(
 
     events = load_events(4000, 40, seed=11).events
     assert len({e["type"] for e in events}) >= 4  # all kinds of topics are exercised
-    # How far one topic runs ahead of another is the consumer's business; within the
-    # allowed lateness the result must not depend on it. These 4,000 events span ten
-    # days, so a 30-day lateness makes any cross-topic order legal.
-    scorecard = lenient_scorecard(tmp_path, lateness_hours=720)
-    reference = Reference(load_scorecard(scorecard)).apply(events)
-    with running_worker(
-        kafka_settings, tmp_path, HEALTHSTREAM_SCORECARD_PATH=str(scorecard)
-    ) as worker:
+    # The shipped settings: how far one topic runs ahead of another is the consumer's
+    # business (it merges them by event time), so nothing may be late.
+    reference = Reference().apply(time_ordered(events))
+    with running_worker(kafka_settings, tmp_path) as worker:
         await worker.wait_ready()
         await publish(kafka_settings, events)
         await publish(kafka_settings, events[:500])  # redelivered duplicates change nothing
@@ -108,6 +92,7 @@ async def test_streaming_and_in_process_core_yield_identical_scores(
         states = last_by_key(await read_all(kafka_settings, changelog(kafka_settings), timeout=10))
         metrics = await worker.metrics()
 
+    assert "healthstream_scorer_events_late_total 0.0" in metrics  # exported, and exactly 0
     assert {k.decode() for k in states} == set(reference.states)
     now = max(state.watermark for state in reference.states.values())
     for account, expected in reference.states.items():
