@@ -111,10 +111,24 @@ async def test_poison_messages_go_to_dlq_and_worker_keeps_running(
     no_time = orjson.dumps(
         {"event_id": "bad-1", "account_id": "acme", "type": "ticket", "name": "ticket.opened"}
     )
+    # Valid RFC 3339 strings whose UTC value no component can represent (year 10000,
+    # year 0): once crashed the worker on every restart.
+    out_of_range = [
+        orjson.dumps(
+            {
+                "event_id": f"p{i}",
+                "account_id": f"p{i}",
+                "type": "usage",
+                "name": "login",
+                "occurred_at": when,
+            }
+        )
+        for i, when in enumerate(("9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"))
+    ]
     good = scripted_phases("after-poison")[0]
     with running_worker(kafka_settings, tmp_path) as worker:
         await worker.wait_ready()
-        await publish(kafka_settings, [not_json], topic_of=topics.usage)
+        await publish(kafka_settings, [not_json, *out_of_range], topic_of=topics.usage)
         await publish(kafka_settings, [no_time], topic_of=topics.ticket)
         await publish(kafka_settings, good)
         await wait_consumed(kafka_settings)
@@ -124,10 +138,14 @@ async def test_poison_messages_go_to_dlq_and_worker_keeps_running(
         metrics = await worker.metrics()
         assert worker.process is not None and worker.process.poll() is None
 
-    assert [r.value for r in usage_dlq] == [not_json]
+    assert [r.value for r in usage_dlq] == [not_json, *out_of_range]
     headers = read_headers(usage_dlq[0].headers)
     assert headers["error_stage"] == "decode"
     assert headers["source_topic"] == topics.usage
+    for record in usage_dlq[1:]:
+        headers = read_headers(record.headers)
+        assert headers["error_stage"] == "schema" and headers["error_field"] == "occurred_at"
+        assert "representable range" in headers["error"]
     assert [r.value for r in ticket_dlq] == [no_time]
     headers = read_headers(ticket_dlq[0].headers)
     assert headers["error_stage"] == "schema"
@@ -135,7 +153,7 @@ async def test_poison_messages_go_to_dlq_and_worker_keeps_running(
     assert [HealthUpdate.model_validate_json(r.value).account_id for r in health] == [
         "after-poison"
     ]
-    assert metric_value(metrics, "healthstream_scorer_dlq_messages_total") == 2
+    assert metric_value(metrics, "healthstream_scorer_dlq_messages_total") == 4
 
 
 async def test_processing_error_goes_to_dlq(kafka_settings: Settings, tmp_path: Path) -> None:
