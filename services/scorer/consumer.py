@@ -83,7 +83,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         self.batch_lock = asyncio.Lock()
         self._acked_upto: dict[TP, int] = {}
         self._fetched_upto: dict[TP, int] = {}
-        idle_ms = getattr(self.app, "max_task_idle_ms", 100)
+        idle_ms = getattr(self.app, "max_task_idle_ms", 500.0)
         hold_s = getattr(self.app, "max_hold_s", 30.0)
         self.aligner = EventTimeAligner(
             max_idle_s=idle_ms / 1000.0, max_hold_s=hold_s, topic_rank={}
@@ -181,6 +181,18 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             if tp.topic in batch_topics:
                 groups.setdefault(tp.partition, []).append(tp)
         return self.aligner.select(groups, self._behind, now)
+
+    def busy_partitions(self) -> set[int]:
+        """Partition indexes still catching up: records buffered, or unfetched on the broker.
+
+        The timer sweep leaves them alone (see ``BatchProcessor.sweep``).
+        """
+        busy = self.aligner.busy_indexes()
+        batch_topics = self.batch_topics
+        for tp in self.assignment():
+            if tp.topic in batch_topics and tp.partition not in busy and self._behind(tp):
+                busy.add(tp.partition)
+        return busy
 
     def _buffer(self, tp: TP, recs: Sequence[Any]) -> None:
         """Queue fetched records of an event topic with their event and publish times."""

@@ -143,8 +143,10 @@ class BatchProcessor:
         #: event, however it is dated, moves another account's timers ahead of the
         #: wall clock of the producers.
         self.watermarks: dict[int, float] = {}
-        #: monotonic() when each account's state was last written by an event.
+        #: monotonic() when each account's state was last written by an event; an
+        #: account not written since this process started counts from its start.
         self.touched: dict[bytes, float] = {}
+        self.started = monotonic()
         self.lateness_hours = engine.scorecard.lateness_hours
         self._band_of: dict[bytes, str] = {}
         self._band_counts: dict[str, int] = {"green": 0, "yellow": 0, "red": 0}
@@ -268,13 +270,14 @@ class BatchProcessor:
         share = max(1, max_accounts // len(partitions))
         quiet_before = self.monotonic() - quiet_s
         touched = self.touched
+        started = self.started
         for partition in partitions:
             queue = self.index.queues[partition]
             now = self.watermarks[partition]
             for _ in range(min(share, len(queue))):
                 key = queue.popleft()
                 queue.append(key)
-                if touched.get(key, _NO_TIME) > quiet_before:
+                if touched.get(key, started) > quiet_before:
                     continue
                 stored = self.store.get(key)
                 if stored is None:

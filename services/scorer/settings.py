@@ -37,7 +37,7 @@ class ScorerSettings(Settings):
     # a record passes a caught-up topic with nothing buffered only once it was
     # published this long ago (Kafka Streams' max.task.idle.ms); a topic the broker
     # still has unfetched records of is waited for up to max_hold_s.
-    scorer_max_task_idle_ms: float = Field(default=100.0, ge=0.0)
+    scorer_max_task_idle_ms: float = Field(default=500.0, ge=0.0)
     scorer_max_hold_s: float = Field(default=30.0, gt=0.0)
     # An event more than this far ahead of its record's publish time cannot have
     # happened yet: dead-lettered, so it can never move the partition's clock.

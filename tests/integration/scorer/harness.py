@@ -134,8 +134,15 @@ def metric_value(text: str, name: str, labels: str = "") -> float:
     return total
 
 
-async def publish(settings: Settings, events: Iterable[bytes | dict], topic_of=None) -> int:
-    """Publish events (JSON dicts or raw bytes) to their type's topic, keyed by account."""
+async def publish(
+    settings: Settings, events: Iterable[bytes | dict], topic_of=None, flush_every: int = 0
+) -> int:
+    """Publish events (JSON dicts or raw bytes) to their type's topic, keyed by account.
+
+    ``flush_every``: wait for the broker's acks after every N events, as a client
+    POSTing batches to ingest does (each request is acknowledged before the next),
+    rather than queueing everything at once.
+    """
     import orjson
 
     producer = make_producer(settings)
@@ -151,6 +158,8 @@ async def publish(settings: Settings, events: Iterable[bytes | dict], topic_of=N
                 value, topic, key = event, topic_of or settings.topics.usage, b"poison"
             await producer.send(topic, value, key=key)
             n += 1
+            if flush_every and n % flush_every == 0:
+                await producer.flush()
         await producer.flush()
     finally:
         await producer.stop()

@@ -78,6 +78,45 @@ def declining_accounts(accounts: int, prefix: str = "acct") -> list[dict[str, An
     return events
 
 
+FLEET_KINDS = ("healthy", "fading", "failing", "ticketed")
+FLEET_DAYS = 42
+
+
+def fleet(accounts: int, prefix: str = "fleet") -> list[dict[str, Any]]:
+    """Multi-topic histories in publish order (day by day across accounts, like live traffic).
+
+    Account ``i`` is ``FLEET_KINDS[i % 4]``: healthy; fading (usage falls off after
+    four weeks); failing (two failed payments); ticketed (an urgent ticket nobody
+    answers, then an NPS of 2). Every account ends with one login at the same moment,
+    so a timer tick at the end changes nobody: the runs compare exactly.
+    """
+    scripts = [Script(f"{prefix}{i:03d}") for i in range(accounts)]
+    events = []
+    for s in scripts:
+        events.append(s.event(0, "account", "account.created", plan="pro", mrr=300, seats=4))
+    for day in range(FLEET_DAYS):
+        for i, s in enumerate(scripts):
+            kind = FLEET_KINDS[i % 4]
+            users = 4
+            if kind == "fading" and day >= 28:
+                users = 1 if day % 4 == 0 else 0
+            for u in range(users):
+                events.append(s.event(day + u / 100, "usage", "login", user_id=f"u{u}"))
+            if users == 4:
+                events.append(s.event(day + 0.05, "usage", "feature.used", feature=f"f{day % 5}"))
+            if kind == "failing" and day in (30, 35):
+                events.append(s.event(day + 0.1, "billing", "payment.failed", amount=300))
+            if kind == "ticketed" and day == 29:
+                events.append(
+                    s.event(day + 0.1, "ticket", "ticket.opened", ticket_id="T1", priority="urgent")
+                )
+            if kind == "ticketed" and day == 33:
+                events.append(s.event(day + 0.1, "feedback", "nps.response", score=2))
+    for s in scripts:
+        events.append(s.event(FLEET_DAYS, "usage", "login", user_id="u0"))
+    return events
+
+
 TOPIC_RANK = {kind: i for i, kind in enumerate(sorted(EVENT_TYPES))}
 
 
