@@ -16,12 +16,14 @@ overtaken by, another's. An account's next record (its earliest buffered one)
 may go when every topic of its partition index that holds nothing of this
 account buffered is
 
-* **caught up** (the broker has no unfetched records of it) and the record was
-  *published* more than ``max_idle_s`` ago (Kafka Streams'
-  ``max.task.idle.ms``): a record published together with ours on that topic
-  (the same POST, the same producer batch) may not have been appended or
-  fetched yet; after ``max_idle_s`` it has been. This is the only latency
-  alignment adds, and only for accounts missing from some topic's buffer;
+* **caught up** (the broker had no unfetched records of it) as observed by a
+  fetch response at least ``max_idle_s`` after the record was *published*
+  (Kafka Streams' ``max.task.idle.ms``, measured against the fetch rather than
+  the clock): a record published together with ours on that topic (the same
+  POST, the same producer batch) may be appended a little later, and a worker
+  whose fetches lag (CPU-bound, or a slow broker) must not take an old "caught
+  up" for a current one. This is the only latency alignment adds, and only
+  for accounts missing from some topic's buffer;
 * or **behind** (unfetched records, which may be this account's and older):
   then the account waits. Bounded as a safety valve by ``max_hold_s`` per
   partition index and ``max_buffered`` records, so a topic that is never
@@ -161,17 +163,20 @@ class EventTimeAligner:
         groups: Mapping[int, Sequence[Any]],
         behind: Callable[[Any], bool],
         now: float,
+        observed: Mapping[Any, float] | None = None,
     ) -> list[tuple[Any, Any]]:
         """Release what can be released: each account's records in event-time order.
 
         ``groups`` maps a partition index to its assigned topic-partitions;
         ``behind(tp)`` says whether the broker holds unfetched records of ``tp``;
-        ``now`` is the wall clock (epoch seconds) that record timestamps are in.
+        ``observed[tp]`` is when (wall clock, epoch seconds, as record timestamps
+        are) a fetch response last reported on ``tp`` (missing: never; ``None``:
+        always current); ``now`` is the wall clock, for the hold-back timers.
         """
         selected: list[tuple[Any, Any]] = []
         stats = self.stats
         rank = self.topic_rank
-        cutoff = now - self.max_idle_s
+        idle = self.max_idle_s
         for index, tps in groups.items():
             keys = self.keyed.get(index)
             if not keys:
@@ -187,6 +192,11 @@ class EventTimeAligner:
                 lagging = set()
                 stats.forced += 1
             topics = [tp.topic for tp in tps]
+            # Per topic: the newest publish time its "caught up" vouches for.
+            vouch = {
+                tp.topic: (float("inf") if observed is None else observed.get(tp, _NEVER)) - idle
+                for tp in tps
+            }
             held = False
             for key in list(keys):
                 per_topic = keys[key]
@@ -214,7 +224,7 @@ class EventTimeAligner:
                         if any(t in lagging for t in missing):
                             held = True
                             break  # a lagging topic may still hold this account's earlier events
-                        if head.published > cutoff:
+                        if head.published > min(vouch[t] for t in missing):
                             break  # a sibling on a caught-up topic may still be in flight
                     per_topic[head_topic].popleft()
                     head.done = True

@@ -59,7 +59,7 @@ class ScorerApp(faust.App):
     #: Fetch wait of the worker consumer in ms (None: Faust's 1,500 ms).
     fetch_max_wait_ms: int | None = None
     #: Event-time alignment of the event topics (see alignment.py).
-    max_task_idle_ms: float = 500.0
+    max_task_idle_ms: float = 100.0
     max_hold_s: float = 30.0
 
     def _new_transport(self) -> Any:

@@ -83,7 +83,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         self.batch_lock = asyncio.Lock()
         self._acked_upto: dict[TP, int] = {}
         self._fetched_upto: dict[TP, int] = {}
-        idle_ms = getattr(self.app, "max_task_idle_ms", 500.0)
+        idle_ms = getattr(self.app, "max_task_idle_ms", 100.0)
         hold_s = getattr(self.app, "max_hold_s", 30.0)
         self.aligner = EventTimeAligner(
             max_idle_s=idle_ms / 1000.0, max_hold_s=hold_s, topic_rank={}
@@ -180,7 +180,15 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         for tp in self.assignment():
             if tp.topic in batch_topics:
                 groups.setdefault(tp.partition, []).append(tp)
-        return self.aligner.select(groups, self._behind, now)
+        thread = self._thread
+        observed = {}
+        for tps in groups.values():
+            for tp in tps:
+                # aiokafka's wall-clock time of the last fetch response for tp.
+                polled = thread._ensure_consumer().last_poll_timestamp(tp)
+                if polled is not None:
+                    observed[tp] = polled / 1000.0
+        return self.aligner.select(groups, self._behind, now, observed)
 
     def busy_partitions(self) -> set[int]:
         """Partition indexes still catching up: records buffered, or unfetched on the broker.

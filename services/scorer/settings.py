@@ -34,10 +34,11 @@ class ScorerSettings(Settings):
     # arriving is never declared inactive half-way (see processor.sweep).
     scorer_sweep_quiet_s: float = Field(default=10.0, ge=0.0)
     # Event-time alignment of the event topics (see services/scorer/alignment.py):
-    # a record passes a caught-up topic with nothing buffered only once it was
-    # published this long ago (Kafka Streams' max.task.idle.ms); a topic the broker
-    # still has unfetched records of is waited for up to max_hold_s.
-    scorer_max_task_idle_ms: float = Field(default=500.0, ge=0.0)
+    # a record passes a caught-up topic with nothing buffered only once a fetch
+    # response this long after its publish time said so (Kafka Streams'
+    # max.task.idle.ms); a topic the broker still has unfetched records of is
+    # waited for up to max_hold_s.
+    scorer_max_task_idle_ms: float = Field(default=100.0, ge=0.0)
     scorer_max_hold_s: float = Field(default=30.0, gt=0.0)
     # An event more than this far ahead of its record's publish time cannot have
     # happened yet: dead-lettered, so it can never move the partition's clock.

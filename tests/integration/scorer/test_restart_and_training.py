@@ -114,11 +114,6 @@ async def test_sigkill_mid_stream_then_restart_matches_uninterrupted_run(
     small = {
         "HEALTHSTREAM_SCORER_BATCH_MAX": "500",
         "HEALTHSTREAM_LOG_LEVEL": "INFO",
-        # A bulk load that saturates the worker's CPU: its fetches of a quiet topic lag
-        # the wall clock by up to ~1 s here, so the idle wait must exceed that (see
-        # docs/scorer.md, "what is and is not ordered"). With 100 ms, 1 run in 3 scored
-        # a payment before the same day's logins; with 2 s, none in 4.
-        "HEALTHSTREAM_SCORER_MAX_TASK_IDLE_MS": "2000",
     }
     # Sent the way a client POSTs to ingest: a batch, its acks, the next batch.
     batch = 500

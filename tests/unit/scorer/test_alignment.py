@@ -76,11 +76,18 @@ def test_holds_while_a_topic_with_unfetched_records_is_empty() -> None:
     assert a.stats.waited_s == 2.0 and a.stats.forced == 0
 
 
-def test_a_caught_up_empty_topic_delays_only_records_published_within_the_idle_time() -> None:
+def test_a_caught_up_topic_vouches_only_for_records_published_idle_before_its_fetch() -> None:
+    """ "Caught up" counts as of the fetch response that said so, not as of now: a worker
+    whose fetches lag must not take an old answer for a current one."""
     a = aligner(idle=0.1)
     a.add(BILLING, [(b"a", T0, 1000.0, Rec(0, ev(0, "billing", T0)))])
-    assert a.select(groups(USAGE, BILLING), lambda tp: False, now=1000.05) == []
-    out = a.select(groups(USAGE, BILLING), lambda tp: False, now=1000.2)
+    fresh = {USAGE: 1000.05, BILLING: 1000.05}
+    assert a.select(groups(USAGE, BILLING), lambda tp: False, 1000.05, fresh) == []
+    stale = {USAGE: 999.0, BILLING: 1001.0}  # usage last reported on before the publish
+    assert a.select(groups(USAGE, BILLING), lambda tp: False, 1005.0, stale) == []
+    assert a.select(groups(USAGE, BILLING), lambda tp: False, 1005.0, {BILLING: 1005.0}) == []
+    late = {USAGE: 1000.1, BILLING: 1000.1}
+    out = a.select(groups(USAGE, BILLING), lambda tp: False, 1005.0, late)
     assert [r.event.event_id for _, r in out] == ["billing0"]
     assert a.stats.waited_s == 0.0  # the idle wait is not a hold for a lagging topic
 
