@@ -55,6 +55,10 @@ class NoCluster(RuntimeError):
     """No Kafka to talk to, said in one line the user can act on."""
 
 
+class Unreachable(NoCluster):
+    """Kafka is configured, but nothing answers at its address."""
+
+
 def client_settings(bootstrap_servers: str | None, command: str) -> tuple[Settings, str | None]:
     """Settings for a command that publishes into an existing cluster, and where it came from.
 
@@ -101,6 +105,6 @@ def check_reachable(bootstrap_servers: str, command: str, timeout: float = 3.0) 
                 return
         except (OSError, ValueError) as exc:
             errors.append(f"{address} ({getattr(exc, 'strerror', None) or exc})")
-    raise NoCluster(
+    raise Unreachable(
         f"{command}: cannot reach Kafka at {', '.join(errors) or repr(bootstrap_servers)}"
     )

@@ -233,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
 
     from healthstream.kafka import ensure_topics
-    from healthstream.runtime import NoCluster, check_reachable, client_settings
+    from healthstream.runtime import NoCluster, Unreachable, check_reachable, client_settings
 
     # The client library logs every reconnect attempt; this command reports in one line.
     for name in ("aiokafka", "healthstream.kafka"):
@@ -244,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
         total = count_lines(args.file)
     except NoCluster as exc:
         print(exc, file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, Unreachable) else 2
     except FileNotFoundError as exc:
         print(f"replay: file not found: {exc.filename}", file=sys.stderr)
         return 2
