@@ -42,6 +42,13 @@ def test_demo_banner_curl_produces_an_alert_and_ctrl_c_stops_everything(tmp_path
             alerts = json.loads(listing.stdout)["items"]
             time.sleep(0.5)
         assert [a["reason"] for a in alerts if a["account_id"] == "acme"] == ["payment_failed"]
+        # The demo's readable logs name the alert and the account it is about.
+        stored = f"alert stored alert_id={alerts[0]['alert_id']} account_id=acme"
+        alerts_log = tmp_path / "demo" / "alerts.log"
+        deadline = time.monotonic() + 30
+        while stored not in alerts_log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stored in alerts_log.read_text()
         assert (tmp_path / "demo" / "demo.json").is_file()
         logs = {log: log.stat().st_size for log in (tmp_path / "demo").glob("*.log")}
         assert {log.stem for log in logs} == {"ingest", "scorer", "trainer", "alerts"}
