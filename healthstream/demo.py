@@ -33,6 +33,7 @@ import httpx
 import orjson
 
 from healthstream import running_demo
+from healthstream.prometheus import PrometheusError, PrometheusServer
 from healthstream.settings import Scope, Settings
 from healthstream.stack import PortInUse, ServiceStack
 
@@ -46,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--no-feed", action="store_true", help="start the services but send no simulated events"
+    )
+    parser.add_argument(
+        "--with-prometheus",
+        action="store_true",
+        help="also run Prometheus (/usr/bin/prometheus) scraping the services, with the "
+        "shipped alert rules, and print its URL",
     )
     parser.add_argument(
         "--exit-after",
@@ -120,8 +127,9 @@ def feed(
     return sent
 
 
-def banner(stack: ServiceStack, key: str) -> str:
+def banner(stack: ServiceStack, key: str, prometheus: str | None = None) -> str:
     ingest, alerts = stack.url("ingest"), stack.url("alerts")
+    metrics = f"\n  prometheus    {prometheus}" if prometheus else ""
     now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return f"""
 healthstream is up.
@@ -129,7 +137,7 @@ healthstream is up.
   ingest API    {ingest}/docs
   alerts page   {alerts}/#key={key}
   alerts API    {alerts}/v1/alerts
-  scorer        {stack.url("scorer")}/metrics
+  scorer        {stack.url("scorer")}/metrics{metrics}
   API key       {key}
 
 Try it (a failed payment raises an alert within seconds):
@@ -169,13 +177,23 @@ def run(args: argparse.Namespace) -> int:
         first = str(exc).splitlines()[0]
         print(f"demo: {first} (logs in {data_dir}/)", file=sys.stderr)
         return 1
+    prometheus: PrometheusServer | None = None
+    if args.with_prometheus:
+        try:
+            prometheus = PrometheusServer(data_dir / "prometheus", stack.metrics_targets()).start()
+        except PrometheusError as exc:
+            stack.stop(timeout=STOP_SECONDS)
+            print(f"demo: {exc}", file=sys.stderr)
+            return 1
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        return _serve(args, stack, key, data_dir, settings, stop)
+        return _serve(args, stack, key, data_dir, settings, stop, prometheus)
     finally:
         running_demo.remove(data_dir, os.getpid())
+        if prometheus is not None:
+            prometheus.stop(timeout=1.0)
         killed = stack.stop(timeout=STOP_SECONDS)
         if killed:
             print(f"demo: killed {', '.join(killed)} (did not stop in time)", file=sys.stderr)
@@ -189,6 +207,7 @@ def _serve(
     data_dir: Path,
     settings: Settings,
     stop: threading.Event,
+    prometheus: PrometheusServer | None,
 ) -> int:
     running_demo.RunningDemo(
         pid=os.getpid(),
@@ -199,7 +218,7 @@ def _serve(
         alerts_url=stack.url("alerts"),
         api_key=key,
     ).write(data_dir)
-    print(banner(stack, key), flush=True)
+    print(banner(stack, key, prometheus.url if prometheus else None), flush=True)
     if not args.no_feed:
         events = shifted_simulation(args.accounts, args.days, args.seed)
         sent = feed(f"{stack.url('ingest')}/v1/events", key, events, stop)

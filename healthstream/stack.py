@@ -27,6 +27,8 @@ from healthstream.broker import EmbeddedBroker, free_port
 #: broker after all of them, so no service is left talking to a broker that is gone.
 STOP_ORDER: tuple[tuple[str, ...], ...] = (("ingest",), ("scorer", "trainer"), ("alerts",))
 DEFAULT_PORTS = {"ingest": 8080, "alerts": 8081, "scorer": 8082}
+#: Services that serve only ``/metrics`` (no ``/readyz`` to wait for).
+METRICS_ONLY_PORTS = {"trainer": 8083}
 
 
 class PortInUse(RuntimeError):
@@ -86,17 +88,20 @@ class ServiceStack:
     broker: EmbeddedBroker | None = None
     children: list[ServiceProcess] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)
 
     def check_ports(self) -> None:
         """Fail before anything starts if a service's port is taken (see :class:`PortInUse`)."""
         if self.free_ports:
             return
         env = {**os.environ, **self.env}
+        defaults = {**DEFAULT_PORTS, **METRICS_ONLY_PORTS}
         for name in self.services:
-            if name in DEFAULT_PORTS:
+            if name in defaults:
                 variable = f"HEALTHSTREAM_{name.upper()}_PORT"
-                port = int(env.get(variable, DEFAULT_PORTS[name]))
-                check_port_free(self.host, port, variable)
+                port = int(env.get(variable, defaults[name]))
+                if port:
+                    check_port_free(self.host, port, variable)
 
     def _environment(self) -> dict[str, str]:
         env = {**os.environ, **self.env}
@@ -112,8 +117,25 @@ class ServiceStack:
             port = free_port(self.host) if self.free_ports else int(env.get(variable, default))
             env[variable] = str(port)
             self.ports[name] = port
+        for name, default in METRICS_ONLY_PORTS.items():
+            variable = f"HEALTHSTREAM_{name.upper()}_PORT"
+            if variable in env:
+                port = int(env[variable])
+            else:
+                port = free_port(self.host) if self.free_ports else default
+            env[variable] = str(port)
+            if port and name in self.services:
+                self.metrics_ports[name] = port
         env["HEALTHSTREAM_HOST"] = self.host
         return env
+
+    def metrics_targets(self) -> dict[str, str]:
+        """``host:port`` of every running service's ``/metrics``, by service name."""
+        ports = {
+            **{n: p for n, p in self.ports.items() if n in self.services},
+            **self.metrics_ports,
+        }
+        return {name: f"{self.host}:{port}" for name, port in ports.items()}
 
     def url(self, service: str) -> str:
         return f"http://{self.host}:{self.ports[service]}"
@@ -160,7 +182,7 @@ class ServiceStack:
         env["HEALTHSTREAM_KAFKA_BOOTSTRAP_SERVERS"] = str(self.bootstrap_servers)
         if self.broker is not None:
             env["HEALTHSTREAM_KAFKA_ENABLE_IDEMPOTENCE"] = "false"
-        for name, port in self.ports.items():
+        for name, port in {**self.ports, **self.metrics_ports}.items():
             env[f"HEALTHSTREAM_{name.upper()}_PORT"] = str(port)
         env["HEALTHSTREAM_HOST"] = self.host
         return env
@@ -195,8 +217,9 @@ class ServiceStack:
         """Stop the services in :data:`STOP_ORDER`, then the broker, all within ``timeout``.
 
         Each group gets SIGTERM (a graceful stop: offsets committed, producers
-        flushed) and whatever is left of the budget; a service still running when
-        the budget is spent is killed. Returns the names of the killed services.
+        flushed) and what is left of the budget, less a reserve for the groups
+        after it; a service still running then is killed. Returns the names of
+        the killed services.
         """
         deadline = time.monotonic() + timeout
         known = {name for group in STOP_ORDER for name in group}
@@ -207,9 +230,9 @@ class ServiceStack:
             for child in members:
                 if child.process.poll() is None:
                     child.process.terminate()
-            # Leave every later group (and the broker) a share of what remains.
-            share = (deadline - time.monotonic()) / (len(groups) - index + 1)
-            group_deadline = time.monotonic() + max(0.0, share * 2)
+            # All that remains, less a reserve for each later group and the broker.
+            reserve = min(0.5, timeout / 10) * (len(groups) - index)
+            group_deadline = deadline - reserve
             for child in members:
                 try:
                     child.process.wait(max(0.0, group_deadline - time.monotonic()))
