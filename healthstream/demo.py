@@ -37,8 +37,10 @@ from healthstream.prometheus import PrometheusError, PrometheusServer
 from healthstream.settings import Scope, Settings
 from healthstream.stack import PortInUse, ServiceStack
 
-#: Ctrl-C to every process gone; the services share it in stop order.
-STOP_SECONDS = 4.0
+#: Ctrl-C to every process gone (well inside the 5 s a user waits); the services
+#: share it in stop order, Prometheus (a reader only) gets a fixed slice first.
+STOP_SECONDS = 3.5
+PROMETHEUS_STOP_SECONDS = 0.5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -193,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         running_demo.remove(data_dir, os.getpid())
         if prometheus is not None:
-            prometheus.stop(timeout=1.0)
+            prometheus.stop(timeout=PROMETHEUS_STOP_SECONDS)
         killed = stack.stop(timeout=STOP_SECONDS)
         if killed:
             print(f"demo: killed {', '.join(killed)} (did not stop in time)", file=sys.stderr)
@@ -225,7 +227,7 @@ def _serve(
         if not stop.is_set():
             print(f"fed {sent} simulated events for {args.accounts} accounts", flush=True)
     started = time.monotonic()
-    while not stop.wait(0.5):
+    while not stop.wait(0.1):
         dead = stack.check_alive()
         if dead:
             print(f"demo: {dead} exited; see {data_dir}/{dead}.log", file=sys.stderr)
