@@ -165,7 +165,11 @@ async def replay(
     if speedup is not None and speedup <= 0:
         raise ValueError("speedup must be positive")
     producer = make_producer(settings, linger_ms=20, max_batch_size=512 * 1024)
-    await producer.start()
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()  # a half-started client still holds connections
+        raise
     stats = ReplayStats()
     publisher = BatchPublisher(producer, max_in_flight=max_in_flight)
     topics = settings.topics
@@ -230,7 +234,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aiokafka.errors import KafkaError
+    from aiokafka.errors import KafkaError, UnknownError
 
     from healthstream.kafka import ensure_topics
     from healthstream.runtime import NoCluster, Unreachable, check_reachable, client_settings
@@ -277,6 +281,11 @@ def run(args: argparse.Namespace) -> int:
                 if isinstance(exc, TimeoutError)
                 else f"{type(exc).__name__}: {exc}".rstrip(": ")
             )
+            if isinstance(exc, UnknownError) and settings.kafka_enable_idempotence:
+                reason += (
+                    " (a broker without idempotent producers, such as `healthstream broker`, "
+                    "needs HEALTHSTREAM_KAFKA_ENABLE_IDEMPOTENCE=false)"
+                )
             print(
                 f"replay: Kafka at {settings.kafka_bootstrap_servers} failed: {reason}",
                 file=sys.stderr,

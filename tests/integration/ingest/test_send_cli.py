@@ -4,9 +4,14 @@ one line on an address nobody answers, and warns when most of a file was a dupli
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import orjson
@@ -89,3 +94,52 @@ async def test_it_sends_to_the_running_demo_and_warns_on_duplicates(
         "send: warning: 50 of 50 events (100%) were dropped as duplicates: ingest had already "
         "seen their event_id (the same file sent twice, or two files sharing ids)"
     )
+
+
+def _on_a_terminal(cwd: Path, *args: str, **env: str) -> tuple[int, str, str]:
+    """Run ``healthstream ARGS`` with stderr on a pseudo-terminal, as in a shell."""
+    leader, follower = pty.openpty()
+    # A terminal has a size (a fresh pty is 0 x 0, where nothing fits on a line).
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HEALTHSTREAM_")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "healthstream.cli", *args],
+        cwd=cwd,
+        env={**clean, **env},
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    ) as process:
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed: the process has exited
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        out = process.stdout.read() if process.stdout else ""
+        process.wait(60)
+    os.close(leader)
+    return process.returncode, out, b"".join(chunks).decode(errors="replace")
+
+
+async def test_on_a_terminal_send_shows_a_progress_bar_with_events_per_second(
+    ingest_server: LiveServer, tmp_path: Path
+) -> None:
+    _file(tmp_path, 30)
+    code, out, terminal = await asyncio.to_thread(
+        _on_a_terminal,
+        tmp_path,
+        "send",
+        "events.ndjson",
+        "--url",
+        ingest_server.url,
+        "--api-key",
+        INGEST_KEY,
+    )
+    assert code == 0, terminal
+    assert "30 accepted" in out
+    assert re.search(r"100%\|.*\| 30/30 \[.*ev/s\]", terminal), terminal

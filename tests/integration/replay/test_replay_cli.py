@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from healthstream.running_demo import RunningDemo
 from healthstream.settings import Settings
 from simulator import generate
 from simulator.ndjson import write_events
+from tests.integration.ingest.test_send_cli import _on_a_terminal
 from tests.integration.replay.test_replay import _consume_all
 
 
@@ -112,3 +114,23 @@ async def test_it_publishes_to_the_running_demo(kafka_settings: Settings, tmp_pa
     assert sorted(orjson.loads(value)["event_id"] for _, _, value in got) == sorted(
         e["event_id"] for e in events
     )
+
+
+async def test_on_a_terminal_replay_shows_a_progress_bar_with_events_per_second(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    events = _events_file(tmp_path)
+    bootstrap = kafka_settings.kafka_bootstrap_servers
+    code, _, terminal = await asyncio.to_thread(
+        _on_a_terminal,
+        tmp_path,
+        "replay",
+        "events.ndjson",
+        "--bootstrap-servers",
+        bootstrap,
+        HEALTHSTREAM_KAFKA_ENABLE_IDEMPOTENCE="false",
+        HEALTHSTREAM_TOPIC_PREFIX=kafka_settings.topic_prefix,
+    )
+    assert code == 0, terminal
+    total = len(events)
+    assert re.search(rf"replay: 100%\|.*\| {total}/{total} \[.*events/s\]", terminal), terminal
