@@ -25,7 +25,7 @@ def clean_env() -> dict[str, str]:
 
 def demo_env() -> dict[str, str]:
     env = clean_env()
-    for name in ("INGEST", "ALERTS", "SCORER"):
+    for name in ("INGEST", "ALERTS", "SCORER", "TRAINER"):
         env[f"HEALTHSTREAM_{name}_PORT"] = str(free_port())
     return env
 

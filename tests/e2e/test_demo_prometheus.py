@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from healthstream.broker import free_port
 from healthstream.settings import Settings
 from tests.e2e.demo_process import Demo, demo_env
 from tests.integration.deploy.live_metrics import Receiver, _routing
@@ -101,7 +100,6 @@ def test_every_panel_returns_data_and_every_rule_evaluates(tmp_path: Path) -> No
         env = demo_env()
         env.update(
             {
-                "HEALTHSTREAM_TRAINER_PORT": str(free_port()),
                 "HEALTHSTREAM_ALERTS_ROUTING_PATH": str(routing),
                 "HEALTHSTREAM_ALERTS_DELIVERY_MAX_ATTEMPTS": "2",
                 "HEALTHSTREAM_ALERTS_DELIVERY_BACKOFF_BASE": "0.2",
