@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smaller sizes, finishes in under 3 minutes (state recovery is extrapolated)",
+        help="smaller sizes: about a minute on an idle 2-core machine (51-61 s measured, "
+        "see docs/BENCHMARKS.md), longer under load; state recovery is extrapolated",
     )
     parser.add_argument("--json", type=Path, metavar="OUT.json", help="also write results as JSON")
     parser.add_argument(

@@ -54,7 +54,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _die_with_parent() -> None:
-    """Child pre-exec hook: ask Linux to SIGTERM the broker if our process dies."""
+    """Child pre-exec hook: the broker lives exactly as long as the process that started it.
+
+    Its own process group keeps a terminal's Ctrl-C (sent to the whole foreground
+    group) from killing the broker before the services that still use it; the
+    parent stops it last. PR_SET_PDEATHSIG sends it SIGTERM if the parent dies.
+    """
+    os.setpgid(0, 0)
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG

@@ -4,8 +4,10 @@ Each subcommand lives in the module that owns it and exposes two functions,
 ``add_arguments(parser)`` and ``run(args) -> int``; this file only wires them up,
 so a service's command line can change without touching the others.
 
-Commands that talk to Kafka get an embedded broker when no
+Services that talk to Kafka get an embedded broker when no
 ``HEALTHSTREAM_KAFKA_BOOTSTRAP_SERVERS`` is set (see :mod:`healthstream.runtime`).
+Client commands (``send``, ``replay``) never do: they find the running demo or
+refuse, since events published into a private broker would reach nobody.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ COMMANDS = [
     Command("trainer", "services.scorer.trainer", "run the churn-model trainer", needs_kafka=True),
     Command("alerts", "services.alerts.main", "run the alerts service, or migrate its database"),
     Command("send", "services.ingest.client", "send an NDJSON file to the ingest API"),
-    Command("replay", "simulator.replay", "publish an NDJSON file to the topics", needs_kafka=True),
+    Command("replay", "simulator.replay", "publish an NDJSON file to the topics"),
     Command("simulate", "simulator.cli", "generate realistic SaaS events (NDJSON)"),
     Command("datasets", "simulator.datasets", "convert shipped real datasets to canonical events"),
     Command("evaluate", "evaluation.cli", "replay events through the scoring core and report"),

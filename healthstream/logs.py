@@ -55,13 +55,36 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class TextFormatter(logging.Formatter):
+    """One readable line per record, for a terminal (the demo); the ids still on it.
+
+    The same ``key=value`` fields the JSON lines carry are appended, so "alert
+    stored" says which alert and which account in the demo's logs too.
+    """
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"%(asctime)s {service} %(levelname)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = {**(_bound.get() or {})}
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                fields[key] = value
+        if not fields:
+            return line
+        head, newline, rest = line.partition("\n")  # keep a traceback below the fields
+        extra = " ".join(f"{key}={value}" for key, value in fields.items())
+        return f"{head} {extra}{newline}{rest}"
+
+
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
     """Install one stderr handler on the root logger (replacing Faust's DEBUG spinner setup)."""
     handler = logging.StreamHandler(sys.stderr)
     if json:
         handler.setFormatter(JsonFormatter(service))
     else:
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(message)s"))
+        handler.setFormatter(TextFormatter(service))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -28,10 +28,17 @@ seeded from ``(seed, account index)``, so a seed always yields the same file):
   the task is not trivially separable.
 
 Events are yielded in event-time order (day by day, sorted inside a day).
+
+Identifiers (``event_id``, ticket and invoice ids) carry the run's tag, made of
+the seed and the window (start, days, churn rate): the same run always yields
+the same ids, so re-sending a file is deduplicated, while two different runs
+never share an id, so sending a second file adds its events rather than having
+ingest drop them as duplicates of the first.
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import math
 import random
@@ -116,6 +123,7 @@ class _Account:
     decline_start: int | None
     scare_day: int | None
     truth: Truth
+    tag: str = ""
     seq: int = 0
     open_tickets: int = 0
     pending: list[tuple[float, int, dict[str, Any]]] = field(default_factory=list)
@@ -124,7 +132,13 @@ class _Account:
 
     def next_id(self) -> str:
         self.seq += 1
-        return f"{self.account_id}-{self.seq}"
+        return f"{self.account_id}-{self.tag}-{self.seq}"
+
+
+def run_tag(seed: int, start: date, days: int, churn_rate: float) -> str:
+    """``s<seed>-<6 hex>``: readable seed, plus a digest of the window it simulates."""
+    window = f"{start.isoformat()}|{days}|{churn_rate!r}".encode()
+    return f"s{seed}-{hashlib.blake2b(window, digest_size=3).hexdigest()}"
 
 
 def _plan_for(seats: int) -> tuple[str, float]:
@@ -177,6 +191,7 @@ class Simulator:
         self.churn_rate = churn_rate
         self.start_ts = int(datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp())
         self._prefixes: dict[int, str] = {}
+        self.tag = run_tag(seed, start, days, churn_rate)
         self.accounts = [self._make_account(i) for i in range(accounts)]
 
     # -- account set-up -------------------------------------------------------------
@@ -224,6 +239,7 @@ class Simulator:
             decline_start=decline_start,
             scare_day=scare_day,
             truth=truth,
+            tag=self.tag,
         )
 
     def _date(self, day: int) -> date:
@@ -235,6 +251,7 @@ class Simulator:
         churned = sum(1 for a in accounts if a["churned"])
         return {
             "seed": self.seed,
+            "run_tag": self.tag,
             "accounts": self.n_accounts,
             "days": self.days,
             "start": self.start.isoformat(),
@@ -371,7 +388,7 @@ class Simulator:
             if driver == "support_friction":
                 weights = (0.1, 0.35, 0.35, 0.2)
             priority = rng.choices(PRIORITIES, weights)[0]
-            ticket_id = f"T-{acct.account_id}-{acct.seq}"
+            ticket_id = f"T-{acct.account_id}-{acct.tag}-{acct.seq}"
             ts = work_time()
             emit(ts, "ticket", "ticket.opened", {"ticket_id": ticket_id, "priority": priority})
             acct.open_tickets += 1
@@ -411,7 +428,11 @@ class Simulator:
             if driver == "payment_trouble":
                 p_fail = 0.3 + 0.6 * progress
             ts = day_ts + 3 * 3600 + rng.randrange(0, 3600)
-            props = {"amount": acct.mrr, "currency": "USD", "invoice_id": f"I-{acct.seq}"}
+            props = {
+                "amount": acct.mrr,
+                "currency": "USD",
+                "invoice_id": f"I-{acct.tag}-{acct.seq}",
+            }
             if rng.random() < p_fail:
                 emit(ts, "billing", "payment.failed", {**props, "status": "past_due"})
                 retry_ok = rng.random() < (0.85 if driver != "payment_trouble" else 0.3)

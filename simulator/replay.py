@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,9 @@ from tqdm import tqdm
 from healthstream.kafka import make_producer
 from healthstream.settings import Settings
 from simulator.ndjson import count_lines, iter_lines
+
+#: How long to wait for the cluster to answer at all (topics, first metadata).
+CONNECT_TIMEOUT_SECONDS = 15.0
 
 EVENT_TYPES = frozenset({"usage", "ticket", "billing", "feedback", "account"})
 
@@ -161,7 +165,11 @@ async def replay(
     if speedup is not None and speedup <= 0:
         raise ValueError("speedup must be positive")
     producer = make_producer(settings, linger_ms=20, max_batch_size=512 * 1024)
-    await producer.start()
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()  # a half-started client still holds connections
+        raise
     stats = ReplayStats()
     publisher = BatchPublisher(producer, max_in_flight=max_in_flight)
     topics = settings.topics
@@ -205,6 +213,12 @@ async def replay(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="NDJSON events (canonical envelope), - for stdin")
+    parser.add_argument(
+        "--bootstrap-servers",
+        default=None,
+        help="Kafka to publish to (default: HEALTHSTREAM_KAFKA_BOOTSTRAP_SERVERS, "
+        "else the demo running from this directory)",
+    )
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, default=None, help="events per second (default: max)")
     pace.add_argument(
@@ -220,14 +234,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = Settings()
-    total = count_lines(args.file)
-    with tqdm(
-        total=total, unit=" events", desc="replay", disable=args.quiet, mininterval=0.5
-    ) as bar:
+    from aiokafka.errors import KafkaError, UnknownError
+
+    from healthstream.kafka import ensure_topics
+    from healthstream.runtime import NoCluster, Unreachable, check_reachable, client_settings
+
+    # The client library logs every reconnect attempt; this command reports in one line.
+    for name in ("aiokafka", "healthstream.kafka"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        settings, origin = client_settings(args.bootstrap_servers, "replay")
+        check_reachable(settings.kafka_bootstrap_servers, "replay")
+        total = count_lines(args.file)
+    except NoCluster as exc:
+        print(exc, file=sys.stderr)
+        return 1 if isinstance(exc, Unreachable) else 2
+    except FileNotFoundError as exc:
+        print(f"replay: file not found: {exc.filename}", file=sys.stderr)
+        return 2
+    if origin is not None:
+        print(
+            f"replay: publishing to {settings.kafka_bootstrap_servers}, {origin}", file=sys.stderr
+        )
+    # None: on only when stderr is a terminal, so logs do not fill with redraws.
+    disable = True if args.quiet else None
+    with tqdm(total=total, unit=" events", desc="replay", disable=disable, mininterval=0.5) as bar:
         try:
             stats = asyncio.run(
-                replay(
+                _ensure_topics_then_replay(
+                    ensure_topics,
                     settings,
                     iter_lines(args.file),
                     rate=args.rate,
@@ -240,9 +275,25 @@ def run(args: argparse.Namespace) -> int:
         except (ReplayError, ValueError) as exc:
             print(f"replay: {exc}", file=sys.stderr)
             return 2
-        except FileNotFoundError as exc:
-            print(f"replay: file not found: {exc.filename}", file=sys.stderr)
-            return 2
+        except (KafkaError, TimeoutError, OSError) as exc:
+            reason = (
+                f"no answer within {CONNECT_TIMEOUT_SECONDS:.0f} s (is it a Kafka broker?)"
+                if isinstance(exc, TimeoutError)
+                else f"{type(exc).__name__}: {exc}".rstrip(": ")
+            )
+            if isinstance(exc, UnknownError) and settings.kafka_enable_idempotence:
+                reason += (
+                    " (a broker without idempotent producers, such as `healthstream broker`, "
+                    "needs HEALTHSTREAM_KAFKA_ENABLE_IDEMPOTENCE=false)"
+                )
+            print(
+                f"replay: Kafka at {settings.kafka_bootstrap_servers} failed: {reason}",
+                file=sys.stderr,
+            )
+            return 1
+        except KeyboardInterrupt:
+            print(f"replay: interrupted after {bar.n} events", file=sys.stderr)
+            return 130
     per_topic = ", ".join(f"{t}={n}" for t, n in sorted(stats.by_topic.items()))
     print(
         f"replay: published {stats.published} events in {stats.seconds:.1f} s "
@@ -250,3 +301,14 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+async def _ensure_topics_then_replay(
+    ensure: Callable[[Settings], Awaitable[object]],
+    settings: Settings,
+    lines: Iterable[tuple[int, bytes]],
+    **options: Any,
+) -> ReplayStats:
+    """Create missing topics, then publish; a broker that stops answering ends it in time."""
+    await asyncio.wait_for(ensure(settings), timeout=CONNECT_TIMEOUT_SECONDS)
+    return await replay(settings, lines, **options)

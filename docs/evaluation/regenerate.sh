@@ -14,7 +14,7 @@ $HS evaluate --events /tmp/cdnow.ndjson --cutoff 1997-09-30 \
 CDNOW=$!
 
 # Simulator: 400 accounts, 240 days, seed 7, scored on 2024-06-30.
-$HS simulate --accounts 400 --days 240 --seed 7 --out /tmp/sim-400x240-s7.ndjson --quiet
+$HS simulate --accounts 400 --days 240 --seed 7 --start 2024-01-01 --out /tmp/sim-400x240-s7.ndjson --quiet
 $HS evaluate --events /tmp/sim-400x240-s7.ndjson --cutoff 2024-06-30 \
     --title "healthstream on a simulated SaaS" --notes docs/evaluation/simulator/notes.txt \
     --json docs/evaluation/simulator/result.json --report docs/evaluation/simulator --quiet

@@ -250,6 +250,9 @@ def _file_batches(path: Path, batch_size: int) -> Iterator[_Batch]:
 
 # --- healthstream send ---------------------------------------------------------
 
+#: Warn when more than this share of a file was dropped as already seen.
+DUPLICATE_WARNING_SHARE = 0.1
+
 
 class ClientSettings(BaseSettings):
     """``HEALTHSTREAM_INGEST_URL`` and ``HEALTHSTREAM_API_KEY`` (or .env)."""
@@ -262,8 +265,16 @@ class ClientSettings(BaseSettings):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", type=Path, help="NDJSON file, one event per line")
-    parser.add_argument("--url", help="ingest base URL (default: HEALTHSTREAM_INGEST_URL)")
-    parser.add_argument("--api-key", help="API key with the ingest scope (HEALTHSTREAM_API_KEY)")
+    parser.add_argument(
+        "--url",
+        help="ingest base URL (default: HEALTHSTREAM_INGEST_URL, else the demo running "
+        "from this directory, else http://127.0.0.1:8080)",
+    )
+    parser.add_argument(
+        "--api-key",
+        help="API key with the ingest scope (default: HEALTHSTREAM_API_KEY, else the "
+        "running demo's key)",
+    )
     parser.add_argument("--batch-size", type=int, default=1000, help="events per request")
     parser.add_argument(
         "--concurrency",
@@ -272,29 +283,71 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="requests in flight (more is faster; 1 keeps the file's order)",
     )
     parser.add_argument("--no-gzip", action="store_true", help="send uncompressed bodies")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (off anyway when not a TTY)"
+    )
 
 
 async def _send_with_progress(client: IngestClient, path: Path, show: bool) -> SendReport:
     from tqdm import tqdm
 
     total = sum(1 for line in path.open("rb") if line.strip())
-    with tqdm(total=total, unit="ev", disable=not show, file=sys.stderr) as bar:
+    # disable=None: tqdm draws only on a terminal, so redirected output stays clean.
+    disable = None if show else True
+    with tqdm(total=total, unit="ev", disable=disable, file=sys.stderr, mininterval=0.5) as bar:
         async with client:
             return await client.send_file(path, on_batch=bar.update)
 
 
+def _target(args: argparse.Namespace, settings: ClientSettings) -> tuple[str, str, str | None]:
+    """(ingest URL, API key, where they came from if from the running demo)."""
+    from healthstream import running_demo
+
+    url = args.url or (settings.ingest_url if "ingest_url" in settings.model_fields_set else "")
+    key = args.api_key or (settings.api_key.get_secret_value() if settings.api_key else "")
+    origin = None
+    if not url or not key:
+        demo, path = running_demo.find()
+        if demo is not None:
+            origin = f"the running demo ({path})"
+            url, key = url or demo.ingest_url, key or demo.api_key
+    return url or settings.ingest_url, key, origin
+
+
+def _unreachable(url: str) -> str | None:
+    """Why ``url`` cannot be reached at all, or None: retries cannot fix a wrong address."""
+    try:
+        httpx.get(f"{url.rstrip('/')}/healthz", timeout=5.0)
+    except httpx.TransportError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     settings = ClientSettings()
-    key = args.api_key or (settings.api_key.get_secret_value() if settings.api_key else "")
+    url, key, origin = _target(args, settings)
     if not key:
-        print("no API key: pass --api-key or set HEALTHSTREAM_API_KEY", file=sys.stderr)
+        print(
+            "send: no API key: pass --api-key, set HEALTHSTREAM_API_KEY, or start "
+            "`healthstream demo` in this directory",
+            file=sys.stderr,
+        )
         return 2
     if not args.file.is_file():
-        print(f"{args.file}: no such file", file=sys.stderr)
+        print(f"send: {args.file}: no such file", file=sys.stderr)
         return 2
+    problem = _unreachable(url)
+    if problem is not None:
+        print(
+            f"send: cannot reach ingest at {url} ({problem}): is it running? "
+            "Pass --url or set HEALTHSTREAM_INGEST_URL",
+            file=sys.stderr,
+        )
+        return 1
+    if origin is not None:
+        print(f"send: sending to {url}, {origin}", file=sys.stderr)
     client = IngestClient(
-        args.url or settings.ingest_url,
+        url,
         key,
         batch_size=args.batch_size,
         compress=not args.no_gzip,
@@ -303,15 +356,25 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(_send_with_progress(client, args.file, not args.no_progress))
     except IngestError as exc:
-        print(f"refused: {exc}", file=sys.stderr)
+        print(f"send: refused: {exc}", file=sys.stderr)
         for error in exc.item_errors()[:20]:
             where = f"line {error['line']}" if "line" in error else f"item {error.get('index')}"
             loc = ".".join(str(p) for p in error.get("loc", [])) or "(event)"
             print(f"  {where}: {loc}: {error.get('msg')}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("send: interrupted; sending the file again is safe (duplicates)", file=sys.stderr)
+        return 130
     print(
         f"sent {report.events} events in {report.batches} requests: "
         f"{report.accepted} accepted, {report.duplicates} duplicates, "
         f"{report.dead_lettered} dead-lettered, {report.retries} retries"
     )
+    if report.events and report.duplicates > DUPLICATE_WARNING_SHARE * report.events:
+        print(
+            f"send: warning: {report.duplicates} of {report.events} events "
+            f"({report.duplicates / report.events:.0%}) were dropped as duplicates: ingest had "
+            "already seen their event_id (the same file sent twice, or two files sharing ids)",
+            file=sys.stderr,
+        )
     return 0

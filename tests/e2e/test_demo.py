@@ -1,52 +1,26 @@
-"""`healthstream demo` comes up with no configuration and its printed curl produces an alert."""
+"""`healthstream demo` comes up with no configuration, its printed curl produces an alert,
+and Ctrl-C stops it the way a user expects: quickly, completely, without error lines."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from healthstream.broker import free_port
+from tests.e2e.demo_process import Demo, demo_env
+
+#: What must not appear in the demo's output or its services' logs when it stops.
+TROUBLE = re.compile(r"\bERROR\b|Traceback|\bCRITICAL\b|Unclosed")
 
 
-def _read_banner(process: subprocess.Popen[str], timeout: float) -> str:
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert process.stdout is not None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            raise AssertionError("demo exited before it was up:\n" + "".join(lines))
-        lines.append(line)
-        if line.startswith("Ctrl-C stops everything"):
-            return "".join(lines)
-    raise AssertionError("demo did not come up:\n" + "".join(lines))
-
-
-def test_demo_banner_curl_produces_an_alert(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEALTHSTREAM_")}
-    env.update(
-        {
-            "HEALTHSTREAM_INGEST_PORT": str(free_port()),
-            "HEALTHSTREAM_ALERTS_PORT": str(free_port()),
-            "HEALTHSTREAM_SCORER_PORT": str(free_port()),
-        }
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "healthstream.cli", "demo", "--no-feed", "--data-dir", "demo"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def test_demo_banner_curl_produces_an_alert_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    demo = Demo.start(tmp_path, demo_env(), "--no-feed", "--data-dir", "demo")
     try:
-        banner = _read_banner(process, timeout=180)
+        banner = demo.banner
         key = re.search(r"API key\s+(\S+)", banner)
         assert key and key.group(1).startswith("dev-"), banner
         # The two curl commands exactly as printed (continuation lines joined).
@@ -68,12 +42,49 @@ def test_demo_banner_curl_produces_an_alert(tmp_path: Path) -> None:
             alerts = json.loads(listing.stdout)["items"]
             time.sleep(0.5)
         assert [a["reason"] for a in alerts if a["account_id"] == "acme"] == ["payment_failed"]
+        # The demo's readable logs name the alert and the account it is about.
+        stored = f"alert stored alert_id={alerts[0]['alert_id']} account_id=acme"
+        alerts_log = tmp_path / "demo" / "alerts.log"
+        deadline = time.monotonic() + 30
+        while stored not in alerts_log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert stored in alerts_log.read_text()
+        assert (tmp_path / "demo" / "demo.json").is_file()
+        logs = {log: log.stat().st_size for log in (tmp_path / "demo").glob("*.log")}
+        assert {log.stem for log in logs} == {"ingest", "scorer", "trainer", "alerts"}
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            rest, _ = process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            rest, _ = process.communicate()
-    assert process.returncode == 0, rest
+        rest, took, left = demo.ctrl_c(within=5.0)
+    assert not left, f"processes left {took:.1f} s after Ctrl-C: {left}\n{rest}"
+    assert demo.process.returncode == 0, rest
     assert "stopped." in rest
+    assert not TROUBLE.search(rest), rest
+    for log, size in logs.items():
+        with log.open() as handle:
+            handle.seek(size)
+            after_ctrl_c = handle.read()
+        assert not TROUBLE.search(after_ctrl_c), f"{log.name}:\n{after_ctrl_c}"
+    assert not (tmp_path / "demo" / "demo.json").exists()
+
+
+def test_a_port_in_use_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    env = demo_env()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env["HEALTHSTREAM_ALERTS_PORT"] = str(port)
+        done = subprocess.run(
+            [sys.executable, "-m", "healthstream.cli", "demo", "--no-feed"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1, done
+    assert done.stderr.splitlines() == [
+        f"demo: port {port} on 127.0.0.1 is already in use (another demo?): stop what uses "
+        f"it, or set HEALTHSTREAM_ALERTS_PORT to a free port"
+    ]
+    assert "Traceback" not in done.stdout
+    assert not (tmp_path / ".healthstream-demo" / "demo.json").exists()

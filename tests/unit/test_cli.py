@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 
@@ -37,3 +38,18 @@ def test_every_command_is_listed_and_loads_when_chosen() -> None:
         assert subcommands[command.name].get_default("_command") is command, command.name
         others = [n for n, p in subcommands.items() if p.get_default("_command") is not None]
         assert others == [command.name]
+
+
+def test_bench_quick_help_and_readme_give_the_same_duration() -> None:
+    from pathlib import Path
+
+    quick = next(
+        action.help
+        for action in _subcommands(build_parser(only="bench"))["bench"]._actions
+        if "--quick" in action.option_strings
+    )
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (sentence,) = re.findall(r"`healthstream bench --quick` \(([^)]*)\)", readme)
+    measured = re.findall(r"\d+-\d+ s", quick or "")
+    assert measured and measured == re.findall(r"\d+-\d+ s", sentence), (quick, sentence)
+    assert "about a minute" in (quick or "") and "about a minute" in sentence

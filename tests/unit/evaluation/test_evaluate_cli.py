@@ -18,6 +18,7 @@ SCORES = {"health", "churn_probability", "scorecard", "recency_baseline", "frequ
 def test_evaluate_a_simulated_file(tmp_path: Path) -> None:
     events = tmp_path / "sim.ndjson"
     sim = ["simulate", "--accounts", "30", "--days", "150", "--seed", "4", "--quiet"]
+    sim += ["--start", "2024-01-01"]  # a fixed window for the fixed cutoff below
     assert main([*sim, "--churn-rate", "0.5", "--out", str(events)]) == 0
     out = tmp_path / "out.json"
     report = tmp_path / "report"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
 
+from healthstream.cli import main
 from schemas import Event
 from simulator import Simulator, generate
 
@@ -131,3 +133,36 @@ def test_bad_parameters_are_rejected() -> None:
         Simulator(0, 10)
     with pytest.raises(ValueError, match="churn_rate"):
         Simulator(5, 10, churn_rate=1.5)
+
+
+def _ids(events: list[dict]) -> set[str]:
+    ids = {e["event_id"] for e in events}
+    ids |= {e["properties"]["ticket_id"] for e in events if "ticket_id" in e["properties"]}
+    ids |= {e["properties"]["invoice_id"] for e in events if "invoice_id" in e["properties"]}
+    return ids
+
+
+def test_two_seeds_or_two_windows_never_share_an_id() -> None:
+    seed_3 = list(generate(15, 40, 3))
+    seed_7 = list(generate(15, 40, 7))
+    later = list(generate(15, 40, 3, start=date(2024, 3, 1)))
+    # Same accounts in all three runs: only the ids' run tag keeps them apart.
+    assert {e["account_id"] for e in seed_3} == {e["account_id"] for e in seed_7}
+    assert _ids(seed_3).isdisjoint(_ids(seed_7))
+    assert _ids(seed_3).isdisjoint(_ids(later))
+    assert [e["event_id"] for e in generate(15, 40, 3)] == [e["event_id"] for e in seed_3]
+
+
+def test_simulate_defaults_to_a_history_ending_now(tmp_path: Path) -> None:
+    out = tmp_path / "events.ndjson"
+    before = datetime.now(UTC).date()
+    assert main(["simulate", "--accounts", "20", "--days", "20", "--quiet", "--out", str(out)]) == 0
+    after = datetime.now(UTC).date()
+    stamps = sorted(orjson.loads(line)["occurred_at"] for line in out.read_bytes().splitlines())
+    first, last = (
+        datetime.fromisoformat(s.replace("Z", "+00:00")) for s in (stamps[0], stamps[-1])
+    )
+    assert last < datetime.now(UTC)
+    # Day 0 is 20 days before "today" (as simulate saw it), the last day is yesterday.
+    assert first.date() in {before - timedelta(days=20), after - timedelta(days=20)}
+    assert last.date() in {before - timedelta(days=1), after - timedelta(days=1)}
