@@ -4,7 +4,8 @@ Why headers and not a JSON wrapper: the value stays byte-for-byte what the
 producer sent (even when it is not JSON, or not UTF-8), so an operator can fix
 and re-publish it to the source topic as is. The headers say why it failed.
 
-Headers: ``error`` (message), ``error_stage`` (decode | schema | processing),
+Headers: ``error`` (message), ``error_stage`` (decode | schema | processing |
+late | future),
 ``error_field`` (the envelope field named by the validator, when known),
 ``source_topic``, ``source_partition``, ``source_offset``.
 """
