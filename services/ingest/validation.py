@@ -47,7 +47,11 @@ class EventTimeWindow:
         if occurred_at < self.earliest:
             shown = self.earliest.astimezone(UTC).isoformat().replace("+00:00", "Z")
             return f"is before {shown}, the earliest event time accepted (event_time_min)"
-        if occurred_at > now + self.max_future:
+        try:
+            latest = now + self.max_future
+        except OverflowError:  # a bound past year 9999: no upper bound at all
+            return None
+        if occurred_at > latest:
             seconds = self.max_future.total_seconds()
             return (
                 f"is more than {seconds:g} s ahead of the ingest clock "
