@@ -54,7 +54,7 @@ class EventTimeWindow:
         if occurred_at > latest:
             seconds = self.max_future.total_seconds()
             return (
-                f"is more than {seconds:g} s ahead of the ingest clock "
+                f"is more than {seconds:.0f} s ahead of the ingest clock "
                 "(event_time_max_future_seconds); send event times in UTC with their zone"
             )
         return None
