@@ -6,6 +6,7 @@ Real processes: the broker command and the ingest service as subprocesses.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from aiokafka.errors import KafkaError
 from healthstream.broker import EmbeddedBroker, free_port
 from healthstream.kafka import IDEMPOTENCE_SETTING, IdempotenceUnsupported, make_producer
 from healthstream.settings import Settings
+from tests.integration.ingest.live import INGEST_KEY, LiveServer, event, ingest_settings
 
 KEY = "env-test-ingest-key"
 
@@ -166,3 +168,31 @@ async def test_idempotent_producer_start_fails_once_with_the_setting(
         await working.send_and_wait("env-test-topic", b"ok")
     finally:
         await working.stop()
+
+
+async def test_ingest_started_before_such_a_broker_refuses_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    """Broker down at start-up (ingest keeps running), then up without idempotence."""
+    port = free_port()
+    base = Settings(kafka_bootstrap_servers=f"127.0.0.1:{port}", _env_file=None)
+    settings = ingest_settings(base, kafka_enable_idempotence=True)
+    server = LiveServer(settings).start()
+    try:
+        with EmbeddedBroker(port=port):
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                headers = {"Authorization": f"Bearer {INGEST_KEY}"}
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 60
+                while True:
+                    response = await client.post("/v1/events", json=event(0), headers=headers)
+                    assert response.status_code == 503, response.text
+                    if IDEMPOTENCE_SETTING in response.json()["message"]:
+                        break
+                    assert loop.time() < deadline, response.text
+                    await asyncio.sleep(0.1)
+                ready = await client.get("/readyz")
+                assert ready.status_code == 503
+                assert ready.json()["checks"] == {"broker": True, "producer_configuration": False}
+    finally:
+        server.stop()
