@@ -6,9 +6,10 @@ import argparse
 import asyncio
 import signal
 import threading
+from pathlib import Path
 
 from healthstream.broker import EmbeddedBroker
-from healthstream.kafka import ensure_topics
+from healthstream.kafka import IDEMPOTENCE_SETTING, ensure_topics
 from healthstream.settings import Settings
 
 
@@ -18,6 +19,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-topics", action="store_true", help="do not create the healthstream topics"
     )
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        help="also write the services' environment to this file (e.g. .env, which every "
+        "service reads from its working directory)",
+    )
+
+
+def service_environment(bootstrap_servers: str) -> dict[str, str]:
+    """What every service needs to use this broker. tansu cannot do InitProducerId."""
+    return {
+        "HEALTHSTREAM_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        IDEMPOTENCE_SETTING: "false",
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,9 +47,15 @@ def run(args: argparse.Namespace) -> int:
             )
             created = asyncio.run(ensure_topics(settings))
             print(f"created {len(created)} topics")
+        environment = service_environment(broker.bootstrap_servers)
         print(f"embedded broker on {broker.bootstrap_servers}")
-        print(f"  export HEALTHSTREAM_KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}")
-        print("  export HEALTHSTREAM_KAFKA_ENABLE_IDEMPOTENCE=false  # tansu has no InitProducerId")
+        print("# run each service with this environment (the embedded broker cannot do")
+        print("# idempotent producers, so services started without the second line exit):")
+        for key, value in environment.items():
+            print(f"export {key}={value}")
+        if args.env_file is not None:
+            args.env_file.write_text("".join(f"{k}={v}\n" for k, v in environment.items()))
+            print(f"# also written to {args.env_file}")
         print("Ctrl-C to stop", flush=True)
         while not stop.wait(0.5):
             if not broker.running:

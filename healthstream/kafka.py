@@ -13,7 +13,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import IllegalStateError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    IllegalStateError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAlreadyExistsError,
+)
 from prometheus_client import Gauge
 
 from healthstream.settings import Settings
@@ -26,8 +31,60 @@ COMPACTED = {"cleanup.policy": "compact"}
 RETAINED = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
 
 
+IDEMPOTENCE_SETTING = "HEALTHSTREAM_KAFKA_ENABLE_IDEMPOTENCE"
+
+
+class KafkaConfigurationError(RuntimeError):
+    """The configuration cannot work with this cluster: retrying will not help.
+
+    Deliberately not a :class:`KafkaError`, which callers treat as transient
+    (broker down, leader moving) and retry or answer 503 for, for ever.
+    """
+
+
+class IdempotenceUnsupported(KafkaConfigurationError):
+    """The broker refused ``InitProducerId``: it cannot do idempotent producers."""
+
+
+class DurableProducer(AIOKafkaProducer):
+    """``AIOKafkaProducer`` whose start fails loudly when idempotence cannot work.
+
+    With ``enable_idempotence`` the producer asks the broker for a producer id
+    before anything else. A broker without it (the embedded tansu) answers with
+    an error that aiokafka reports as a bare ``UnknownError`` from a background
+    task; the service then looks alive and publishes nothing. Here that first
+    failure becomes one error that says which setting to change.
+    """
+
+    def __init__(self, *, bootstrap_servers: Any, **options: Any) -> None:
+        super().__init__(bootstrap_servers=bootstrap_servers, **options)
+        self._servers = bootstrap_servers
+
+    async def start(self) -> None:
+        try:
+            await super().start()
+        except KafkaConnectionError:
+            raise  # the broker is down or unreachable: transient, callers retry
+        except KafkaError as exc:
+            txn = self._txn_manager
+            if txn is None or txn.has_pid():
+                raise
+            message = (
+                f"the Kafka broker at {self._servers} cannot do idempotent producers "
+                f"(InitProducerId failed: {type(exc).__name__}). Set {IDEMPOTENCE_SETTING}=false "
+                "for a broker without them (the embedded broker of `healthstream broker`), "
+                "or allow IdempotentWrite on the cluster"
+            )
+            log.error(message, extra={"setting": IDEMPOTENCE_SETTING})
+            raise IdempotenceUnsupported(message) from exc
+
+
 def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
-    """Durable producer: acks from all replicas, idempotent, so retries never duplicate."""
+    """Durable producer: acks from all replicas, idempotent, so retries never duplicate.
+
+    ``start()`` raises :class:`IdempotenceUnsupported` (naming
+    ``HEALTHSTREAM_KAFKA_ENABLE_IDEMPOTENCE``) when the broker cannot do it.
+    """
     options: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers,
         "client_id": settings.kafka_client_id,
@@ -38,7 +95,7 @@ def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
         "compression_type": None,
     }
     options.update(overrides)
-    return AIOKafkaProducer(**options)
+    return DurableProducer(**options)
 
 
 def make_consumer(

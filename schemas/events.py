@@ -65,9 +65,9 @@ class Event(BaseModel):
         default_factory=dict,
         description=(
             "Free-form; well-known keys are typed: amount, mrr (finite numbers), currency "
-            "(3-letter code), quantity (non-negative integer), score (0-10 for nps.response, "
-            "1-5 for csat.response), priority (low|normal|high|urgent), user_id, feature, "
-            "status, plan, csm, renewal_date (RFC 3339 or YYYY-MM-DD)."
+            "(3-letter code), quantity (non-negative integer), score (an integer, 0-10 for "
+            "nps.response, 1-5 for csat.response), priority (low|normal|high|urgent), "
+            "user_id, feature, status, plan, csm, renewal_date (RFC 3339 or YYYY-MM-DD)."
         ),
     )
 
@@ -107,13 +107,11 @@ class Event(BaseModel):
         if self.name in _SCORE_RANGE:
             low, high = _SCORE_RANGE[self.name]
             score = props.get("score")
-            if (
-                isinstance(score, bool)
-                or not isinstance(score, int | float)
-                or not math.isfinite(score)
-                or not low <= score <= high
-            ):
-                raise ValueError(f"properties.score must be a number from {low} to {high}")
+            # Both surveys answer on whole points; 3.0 is normalised as quantity is.
+            if isinstance(score, float) and score.is_integer():
+                score = props["score"] = int(score)
+            if isinstance(score, bool) or not isinstance(score, int) or not low <= score <= high:
+                raise ValueError(f"properties.score must be an integer from {low} to {high}")
         for key in ("user_id", "feature", "status", "plan", "csm"):
             if key in props and props[key] is not None and not isinstance(props[key], str):
                 raise ValueError(f"properties.{key} must be a string")

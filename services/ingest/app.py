@@ -13,12 +13,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from healthstream.http import probes_router
 from healthstream.kafka import broker_reachable
 from schemas import Event
+from schemas._types import TEXT_PATTERN
 from services.ingest.dedupe import DedupeWindow
+from services.ingest.drain import DrainRefusedBody
 from services.ingest.errors import OrjsonResponse, install_error_handlers
 from services.ingest.metrics import IngestMetrics
 from services.ingest.pipeline import IngestPipeline
@@ -36,8 +39,10 @@ Every accepted event was acknowledged by the broker (acks=all) before the
 published (`422`, one error per bad item). See docs/ingest.md.
 """
 
-# Control characters (C0, DEL, C1) are refused by the contract; say so in the schema.
-_NO_CONTROL = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+#: Where the API docs' JavaScript, CSS and favicon are served from: this service
+#: itself (fastapi-offline ships Swagger UI and ReDoc), never a CDN, so /docs works
+#: offline and no third-party script runs on an origin that handles API keys.
+DOCS_ASSETS = "/docs/assets"
 _TYPED_PROPERTIES: dict[str, Any] = {
     # null is allowed for every well-known key: the contract treats it as absent.
     name: {"anyOf": [schema, {"type": "null"}]}
@@ -58,7 +63,13 @@ def event_openapi_schema() -> tuple[dict[str, Any], dict[str, Any]]:
     defs = schema.pop("$defs", {})
     props = schema["properties"]
     for name in ("event_id", "account_id", "name"):
-        props[name]["pattern"] = _NO_CONTROL
+        # Control characters and blank values are refused by the contract.
+        props[name]["pattern"] = TEXT_PATTERN
+    props["occurred_at"]["description"] = (
+        "Event time, RFC 3339 with a zone. Ingest refuses (422) times before "
+        "event_time_min (1970-01-01T00:00:00Z) or more than event_time_max_future_seconds "
+        "(300) ahead of its clock."
+    )
     props["properties"]["properties"] = _TYPED_PROPERTIES
     return schema, defs
 
@@ -105,12 +116,13 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         finally:
             await publisher.stop()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="healthstream ingest",
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=OrjsonResponse,
+        static_url=DOCS_ASSETS,
     )
     app.state.settings = settings
     app.state.pipeline = pipeline
@@ -127,10 +139,14 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
         )
 
     async def readiness() -> dict[str, bool]:
-        return {"broker": await broker_reachable(settings, timeout=2.0)}
+        checks = {"broker": await broker_reachable(settings, timeout=2.0)}
+        if publisher.misconfigured is not None:
+            checks["producer_configuration"] = False
+        return checks
 
     app.include_router(probes_router(readiness, registry=metrics.registry))
     app.include_router(router)
+    app.add_middleware(DrainRefusedBody, max_bytes=settings.max_discard_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
 
     def openapi() -> dict[str, Any]:

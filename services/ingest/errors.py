@@ -41,9 +41,10 @@ class ErrorBody(BaseModel):
     """Body of every 4xx/5xx answer."""
 
     error: str = Field(
-        description="Machine-readable code: malformed_json, unauthorized, forbidden, "
-        "payload_too_large, unsupported_media_type, validation_error, broker_unavailable, "
-        "backpressure, invalid_signature, not_found, method_not_allowed, bad_request."
+        description="Machine-readable code: malformed_json, json_too_deep, unauthorized, "
+        "forbidden, payload_too_large, unsupported_media_type, validation_error, "
+        "broker_unavailable, backpressure, invalid_signature, not_found, method_not_allowed, "
+        "bad_request."
     )
     message: str = Field(description="Human-readable explanation.")
     errors: list[ItemError] | None = Field(
@@ -139,7 +140,8 @@ def install_error_handlers(app: FastAPI) -> None:
 #: OpenAPI ``responses=`` fragments, so every route documents every error it can return.
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     described = {
-        400: "Malformed JSON (with line and column) or an unreadable gzip body.",
+        400: "Malformed JSON (with line and column), JSON nested deeper than max_json_depth, "
+        "or an unreadable gzip body (too many members, truncated, corrupt).",
         401: "Missing or unknown API key, or an invalid/expired webhook signature.",
         403: "The API key lacks the `ingest` scope.",
         413: "Body (after gunzip) or batch over the configured limits.",

@@ -54,3 +54,10 @@ class IngestMetrics:
             ["source"],
             registry=self.registry,
         )
+        self.ownership_ignored = Counter(
+            "healthstream_ingest_ownership_ignored_total",
+            "Events whose properties.csm was removed because that source may not state "
+            "account ownership (vendor webhooks, non-account events), by route source.",
+            ["source"],
+            registry=self.registry,
+        )

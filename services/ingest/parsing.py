@@ -1,17 +1,21 @@
 """Turn an HTTP body into a list of raw items, enforcing every request limit on the way.
 
 Limits are checked before work is done: the declared length before reading, the
-bytes read while streaming, the decompressed size while inflating (a 5 MB gzip
-bomb never becomes 5 GB in memory), and the item count before validation.
+bytes read while streaming, the decompressed size and the number of gzip members
+while inflating (a 5 MB gzip bomb never becomes 5 GB in memory, and inflating runs
+in a worker thread, never on the event loop), the nesting depth before parsing,
+and the item count before validation.
 """
 
 from __future__ import annotations
 
 import json
 import zlib
+from itertools import accumulate
 from typing import Any
 
 import orjson
+from anyio import to_thread
 from starlette.requests import Request
 
 from services.ingest.errors import ApiError, ItemError
@@ -40,8 +44,12 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, "payload_too_large", f"request body is larger than {limit} bytes")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read the raw body (at most ``limit`` bytes), then gunzip it (to at most ``limit`` bytes)."""
+async def read_body(request: Request, limit: int, max_gzip_members: int = 64) -> bytes:
+    """Read the raw body (at most ``limit`` bytes), then gunzip it (to at most ``limit`` bytes).
+
+    Inflating happens in a worker thread: a body of many small gzip members costs CPU
+    per member, and on the event loop it would stall every other request.
+    """
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip", "x-gzip", ""):
         raise ApiError(
@@ -61,29 +69,82 @@ async def read_body(request: Request, limit: int) -> bytes:
         chunks.append(chunk)
     raw = b"".join(chunks)
     if encoding in ("gzip", "x-gzip"):
-        return gunzip_bounded(raw, limit)
+        return await to_thread.run_sync(gunzip_bounded, raw, limit, max_gzip_members)
     return raw
 
 
-def gunzip_bounded(data: bytes, limit: int) -> bytes:
+#: Input fed to the inflater at a time: what is left after a member ends is at most
+#: this much, so a body of many members is inflated in linear time.
+_INFLATE_CHUNK = 64 * 1024
+
+
+def gunzip_bounded(data: bytes, limit: int, max_members: int = 64) -> bytes:
     """Inflate gzip (possibly several members) without ever holding more than ``limit`` bytes."""
     out: list[bytes] = []
     size = 0
-    rest = data
+    members = 0
+    view = memoryview(data)
+    position = 0
     try:
-        while rest:
+        while position < len(data):
+            members += 1
+            if members > max_members:
+                raise ApiError(400, "bad_request", f"gzip body has more than {max_members} members")
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            piece = inflater.decompress(rest, limit - size + 1)
-            size += len(piece)
-            if size > limit or inflater.unconsumed_tail:
-                raise _too_large(limit)
-            out.append(piece)
-            if not inflater.eof:
-                raise ApiError(400, "bad_request", "gzip body is truncated")
-            rest = inflater.unused_data
+            while not inflater.eof:
+                if position >= len(data):
+                    raise ApiError(400, "bad_request", "gzip body is truncated")
+                chunk = view[position : position + _INFLATE_CHUNK]
+                position += len(chunk)
+                piece = inflater.decompress(chunk, limit - size + 1)
+                size += len(piece)
+                if size > limit or inflater.unconsumed_tail:
+                    raise _too_large(limit)
+                out.append(piece)
+            position -= len(inflater.unused_data)
     except zlib.error as exc:
         raise ApiError(400, "bad_request", f"body is not valid gzip: {exc}") from None
     return b"".join(out)
+
+
+_BRACKETS_ONLY = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKETS_AND_QUOTES = bytes(b for b in range(256) if b not in b'[]{}"')
+_STEP = [0] * 256
+for _open in b"[{":
+    _STEP[_open] = 1
+for _close in b"]}":
+    _STEP[_close] = -1
+
+
+def _deepest(brackets: bytes) -> int:
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def nesting_depth(data: bytes) -> int:
+    """Deepest array/object nesting of a JSON text, read without parsing it.
+
+    Brackets inside strings do not count: escaped backslashes and quotes are
+    removed, then every other quote-delimited run is a string. Runs in C
+    (replace, translate, split), so nothing recurses however deep the body is.
+    """
+    skeleton = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _BRACKETS_AND_QUOTES)
+    return _deepest(b"".join(skeleton.split(b'"')[::2]))
+
+
+def check_depth(data: bytes, limit: int, line: int | None = None) -> None:
+    """Refuse JSON nested deeper than ``limit`` before a parser recurses into it.
+
+    Two cheap upper bounds first (bracket count; depth counting brackets inside
+    strings too), so an ordinary batch never pays for the exact count.
+    """
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return
+    if _deepest(data.translate(None, _BRACKETS_ONLY)) <= limit or nesting_depth(data) <= limit:
+        return
+    message = f"JSON is nested deeper than {limit} levels; refused before parsing"
+    if line is None:
+        raise ApiError(400, "json_too_deep", message)
+    raise ApiError(400, "json_too_deep", f"line {line}: {message}", line=line)
 
 
 def _syntax_error(exc: orjson.JSONDecodeError, line_offset: int = 0) -> ApiError:
@@ -164,16 +225,21 @@ def _batch_position(document: Any, path: list[str | int]) -> tuple[int | None, l
     return 0, path
 
 
-def parse_json(body: bytes) -> Any:
+def parse_json(body: bytes, max_depth: int = 64) -> Any:
     if not body.strip():
         raise ApiError(400, "malformed_json", "request body is empty", line=1, column=1)
+    check_depth(body, max_depth)
     return _loads(body, _batch_position)
 
 
-def parse_ndjson(body: bytes) -> list[Any]:
+def parse_ndjson(body: bytes, max_depth: int = 64) -> list[Any]:
     """One JSON value per line; blank lines are skipped (a trailing newline is normal)."""
+    lines = body.split(b"\n")
+    if body.count(b"[") + body.count(b"{") > max_depth:
+        for number, line in enumerate(lines):
+            check_depth(line, max_depth, line=number + 1)
     items: list[Any] = []
-    for number, line in enumerate(body.split(b"\n")):
+    for number, line in enumerate(lines):
         if not line.strip():
             continue
         index = len(items)

@@ -35,7 +35,7 @@ from aiokafka.errors import (
 )
 from aiokafka.partitioner import DefaultPartitioner
 
-from healthstream.kafka import broker_reachable, make_producer
+from healthstream.kafka import IdempotenceUnsupported, broker_reachable, make_producer
 from schemas import Event, EventType
 from services.ingest.metrics import IngestMetrics
 from services.ingest.settings import IngestSettings
@@ -151,6 +151,8 @@ class Publisher:
         self._partition_of: dict[tuple[str, bytes], int] = {}
         self._submit_lock = asyncio.Lock()
         self._topic_of = {t: self.topics.for_type(t) for t in EventType}
+        #: Set when the broker cannot work with this configuration; /readyz reports it.
+        self.misconfigured: str | None = None
 
     @property
     def in_flight(self) -> int:
@@ -168,7 +170,12 @@ class Publisher:
         )
 
     async def start(self) -> None:
-        """Best effort: a broker that is down at startup makes requests 503, not the process die."""
+        """Best effort: a broker that is down at startup makes requests 503, not the process die.
+
+        A broker that is up but cannot work with this configuration (no idempotent
+        producers) is fatal: :class:`IdempotenceUnsupported` propagates and the
+        service exits with the error that names the setting to change.
+        """
         try:
             await self._ensure_producer()
         except BrokerUnavailable as exc:
@@ -184,9 +191,15 @@ class Publisher:
             return self._producer
         async with self._start_lock:
             if self._producer is None:
+                if self.misconfigured is not None:
+                    raise BrokerUnavailable(self.misconfigured)
                 producer = self._new_producer()
                 try:
                     await producer.start()
+                except IdempotenceUnsupported as exc:
+                    await producer.stop()
+                    self.misconfigured = str(exc)
+                    raise
                 except (KafkaError, OSError) as exc:
                     await producer.stop()
                     self._mark_unhealthy()
@@ -222,7 +235,12 @@ class Publisher:
                 f"{self.settings.max_in_flight_events}"
             )
         await self._check_broker()
-        producer = await self._ensure_producer()
+        try:
+            producer = await self._ensure_producer()
+        except IdempotenceUnsupported as exc:
+            # Met only when the broker was down at startup: the service cannot exit
+            # from a request, so it refuses every one with the reason and is not ready.
+            raise BrokerUnavailable(str(exc)) from None
         self._in_flight += count
         self.metrics.in_flight.set(self._in_flight)
         started = time.perf_counter()

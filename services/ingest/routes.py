@@ -1,9 +1,11 @@
 """HTTP routes: ``POST /v1/events`` and the vendor webhooks under ``/v1/sources``.
 
-Every route follows the same order, cheapest refusal first: auth, content type,
-body size (raw and inflated), JSON syntax, batch size, validation of *every*
-item, and only then dedupe and publish. Nothing is published from a batch that
-has a single invalid item.
+Every route follows the same order, cheapest refusal first: auth (the API key,
+or for Stripe the presence and form of its signature header), content type, body
+size (raw, then inflated in a worker thread), webhook signature, nesting depth,
+JSON syntax, batch size, validation of *every* item (event-time window and
+account ownership included), and only then dedupe and publish. Nothing is
+published from a batch that has a single invalid item.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Request
 from starlette.datastructures import State
 
-from healthstream.settings import ApiKey
+from healthstream.settings import ApiKey, Scope
 from services.ingest.adapters import segment, stripe, zendesk
 from services.ingest.adapters.base import Conversion
 from services.ingest.adapters.signatures import (
     SignatureError,
+    parse_stripe_header,
     verify_segment,
     verify_stripe,
     verify_zendesk,
@@ -37,7 +40,7 @@ from services.ingest.parsing import (
 )
 from services.ingest.pipeline import IngestPipeline
 from services.ingest.settings import IngestSettings
-from services.ingest.validation import validate_items
+from services.ingest.validation import Ownership, validate_items
 
 router = APIRouter()
 
@@ -118,30 +121,56 @@ def _reject_invalid(pipeline: IngestPipeline, errors: list[ItemError]) -> None:
     openapi_extra=EVENTS_BODY,
 )
 async def ingest_events(
-    request: Request, _key: ApiKey = Depends(require_ingest_key)
+    request: Request, key: ApiKey = Depends(require_ingest_key)
 ) -> IngestAccepted:
     settings, pipeline, _ = _state(request)
     kind = require_media_type(request, JSON_TYPES | NDJSON_TYPES)
-    body = await read_body(request, settings.max_body_bytes)
-    items = parse_ndjson(body) if kind in NDJSON_TYPES else batch_items(parse_json(body))
+    body = await _read(request, settings)
+    depth = settings.max_json_depth
+    if kind in NDJSON_TYPES:
+        items = parse_ndjson(body, depth)
+    else:
+        items = batch_items(parse_json(body, depth))
     check_batch_size(items, settings.max_batch_events)
-    validated = validate_items(items, default_source="api")
+    may_own = not settings.ownership_requires_admin or Scope.ADMIN in key.scopes
+    validated = validate_items(
+        items,
+        default_source="api",
+        window=settings.event_time_window,
+        ownership=Ownership.ACCOUNT_EVENTS if may_own else Ownership.REFUSED,
+    )
     _reject_invalid(pipeline, validated.errors)
+    _count_ownership_ignored(pipeline, "api", validated.ownership_ignored)
     return await pipeline.submit(validated.events)
+
+
+async def _read(request: Request, settings: IngestSettings) -> bytes:
+    return await read_body(request, settings.max_body_bytes, settings.max_gzip_members)
+
+
+def _count_ownership_ignored(pipeline: IngestPipeline, source: str, count: int) -> None:
+    if count:
+        pipeline.metrics.ownership_ignored.labels(source).inc(count)
 
 
 async def _ingest_vendor(
     request: Request, body: bytes, convert: Callable[[Any], Conversion], source: str
 ) -> IngestAccepted:
     settings, pipeline, _ = _state(request)
-    conversion = convert(parse_json(body))
+    conversion = convert(parse_json(body, settings.max_json_depth))
     check_batch_size(conversion.items, settings.max_batch_events)
-    validated = validate_items(conversion.items, default_source=source)
+    validated = validate_items(
+        conversion.items,
+        default_source=source,
+        window=settings.event_time_window,
+        ownership=Ownership.NEVER,
+    )
     errors = list(conversion.errors)
     for error in validated.errors:
         origin = conversion.origins[error.index] if error.index is not None else None
         errors.append(ItemError(index=origin, loc=error.loc, msg=error.msg))
     _reject_invalid(pipeline, errors)
+    _count_ownership_ignored(pipeline, source, validated.ownership_ignored)
     return await pipeline.submit(validated.events, ignored=conversion.ignored)
 
 
@@ -168,7 +197,7 @@ async def segment_webhook(
 ) -> IngestAccepted:
     settings, _, _ = _state(request)
     require_media_type(request, JSON_TYPES)
-    body = await read_body(request, settings.max_body_bytes)
+    body = await _read(request, settings)
     if settings.segment_shared_secret is not None:
         try:
             verify_segment(x_signature, body, settings.segment_shared_secret.get_secret_value())
@@ -197,7 +226,7 @@ async def zendesk_webhook(
 ) -> IngestAccepted:
     settings, _, _ = _state(request)
     require_media_type(request, JSON_TYPES)
-    body = await read_body(request, settings.max_body_bytes)
+    body = await _read(request, settings)
     if settings.zendesk_webhook_secret is not None:
         try:
             verify_zendesk(
@@ -230,14 +259,21 @@ async def stripe_webhook(
     ),
 ) -> IngestAccepted:
     settings, _, _ = _state(request)
-    require_media_type(request, JSON_TYPES)
-    body = await read_body(request, settings.max_body_bytes)
+    # Stripe cannot send an API key: its signature is the authentication, so what can
+    # be checked without the body (a secret configured, a well-formed header) is
+    # checked before a single byte is read or inflated.
     if settings.stripe_webhook_secret is None:
         raise _signature_failed(
             request,
             "stripe",
             "Stripe webhooks are disabled: no HEALTHSTREAM_STRIPE_WEBHOOK_SECRET configured",
         )
+    try:
+        parse_stripe_header(stripe_signature)
+    except SignatureError as exc:
+        raise _signature_failed(request, "stripe", exc) from None
+    require_media_type(request, JSON_TYPES)
+    body = await _read(request, settings)
     try:
         verify_stripe(
             stripe_signature,

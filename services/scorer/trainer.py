@@ -25,12 +25,16 @@ import argparse
 import asyncio
 import logging
 import signal
+import threading
 import time
 from contextlib import suppress
 
+import uvicorn
 from aiokafka import TopicPartition
-from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+from fastapi import FastAPI
+from prometheus_client import REGISTRY, CollectorRegistry
 
+from healthstream.http import probes_router
 from healthstream.kafka import ConsumerLag, make_consumer, make_producer
 from healthstream.logs import configure_logging
 from services.scorer.core import ChurnModel, TrainingExample, load_scorecard
@@ -40,6 +44,8 @@ from services.scorer.settings import ScorerSettings
 log = logging.getLogger(__name__)
 
 SNAPSHOT_KEY = b"churn-model"
+#: The consume loop polls every 0.5 s; silent for this long, it is stuck, not waiting.
+STALE_AFTER_S = 30.0
 
 
 async def latest_snapshot(settings: ScorerSettings, timeout_s: float = 10.0) -> bytes | None:
@@ -90,6 +96,8 @@ class Trainer:
         self._since_snapshot = 0
         self._last_snapshot = time.monotonic()
         self._stop = asyncio.Event()
+        self._consuming = False
+        self._heartbeat = 0.0
 
     @property
     def group_id(self) -> str:
@@ -97,6 +105,11 @@ class Trainer:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def alive(self, now: float | None = None) -> bool:
+        """True while the consume loop runs and has polled within ``STALE_AFTER_S``."""
+        now = time.monotonic() if now is None else now
+        return self._consuming and now - self._heartbeat < STALE_AFTER_S
 
     async def run(self) -> None:
         settings = self.settings
@@ -112,8 +125,10 @@ class Trainer:
         await producer.start()
         await consumer.start()
         lag = ConsumerLag(self.metrics.lag)
+        self._consuming = True
         try:
             while not self._stop.is_set():
+                self._heartbeat = time.monotonic()
                 batch = await consumer.getmany(timeout_ms=500, max_records=5000)
                 for records in batch.values():
                     for record in records:
@@ -128,6 +143,7 @@ class Trainer:
                     await consumer.commit()
                 await lag.update(consumer)
         finally:
+            self._consuming = False
             with suppress(Exception):
                 if self._since_snapshot:
                     await self._publish(producer)
@@ -173,6 +189,43 @@ class Trainer:
         self.metrics.labels.set(self.model.labels_seen)
 
 
+def probe_app(trainer: Trainer, registry: CollectorRegistry = REGISTRY) -> FastAPI:
+    """``/healthz``, ``/readyz`` (ready only while the consume loop is alive), ``/metrics``."""
+
+    async def readiness() -> dict[str, bool]:
+        return {"consume_loop": trainer.alive()}
+
+    app = FastAPI(title="healthstream trainer", docs_url=None, redoc_url=None, openapi_url=None)
+    app.include_router(probes_router(readiness, registry=registry))
+    return app
+
+
+class ProbeServer:
+    """The probe app on its own thread and event loop, beside the trainer's loop.
+
+    Its own thread so a busy learning step cannot delay a probe into a false
+    failure, and so uvicorn leaves the trainer's signal handlers alone.
+    """
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="probes", daemon=True)
+
+    def start(self, timeout_s: float = 10.0) -> ProbeServer:
+        self.thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the trainer's probe server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snapshot-every", type=int, help="publish after this many new labels")
     parser.add_argument("--snapshot-interval", type=float, help="or after this many seconds")
@@ -189,9 +242,10 @@ def run(args: argparse.Namespace) -> int:
         overrides["trainer_port"] = args.port
     settings = ScorerSettings(**overrides)  # type: ignore[arg-type]
     configure_logging("trainer", settings.log_level, settings.log_json)
-    if settings.trainer_port:
-        start_http_server(settings.trainer_port, addr=settings.host)
     trainer = Trainer(settings)
+    probes = None
+    if settings.trainer_port:
+        probes = ProbeServer(probe_app(trainer), settings.host, settings.trainer_port).start()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -199,5 +253,9 @@ def run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, trainer.stop)
         await trainer.run()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        if probes is not None:
+            probes.stop()
     return 0

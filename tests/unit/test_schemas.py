@@ -70,3 +70,68 @@ def test_integral_float_quantity_is_an_integer() -> None:
     event = Event.model_validate({**VALID, "properties": {"quantity": 3.0}})
     assert event.properties["quantity"] == 3
     assert type(event.properties["quantity"]) is int
+
+
+@pytest.mark.parametrize("field", ["event_id", "account_id", "name"])
+@pytest.mark.parametrize("blank", [" ", "   ", "\u3000", "\u00a0 \u2003"])
+def test_blank_identifiers_are_refused(field: str, blank: str) -> None:
+    with pytest.raises(ValidationError, match="blank") as info:
+        Event.model_validate({**VALID, field: blank})
+    assert info.value.errors()[0]["loc"] == (field,)
+    # Surrounding white space is kept as it is: only a value of nothing else is refused.
+    assert getattr(Event.model_validate({**VALID, field: " x "}), field) == " x "
+
+
+@pytest.mark.parametrize(
+    ("name", "score"),
+    [
+        ("nps.response", 7.5),
+        ("nps.response", 10.01),
+        ("csat.response", 4.5),
+        ("nps.response", -0.5),
+    ],
+)
+def test_survey_scores_are_whole_points(name: str, score: float) -> None:
+    body = {**VALID, "type": "feedback", "name": name, "properties": {"score": score}}
+    with pytest.raises(ValidationError, match="must be an integer"):
+        Event.model_validate(body)
+
+
+def test_integral_float_score_is_an_integer() -> None:
+    body = {**VALID, "type": "feedback", "name": "nps.response", "properties": {"score": 7.0}}
+    score = Event.model_validate(body).properties["score"]
+    assert score == 7 and type(score) is int
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "9999-12-31T23:59:59-01:00",  # year 10000 in UTC
+        "0001-01-01T00:00:00+01:00",  # year 0 in UTC
+        "0001-01-01T00:59:59.999999+01:00",
+    ],
+)
+def test_timestamps_outside_utc_years_1_to_9999_are_refused(stamp: str) -> None:
+    with pytest.raises(ValidationError, match="representable range") as info:
+        Event.model_validate({**VALID, "occurred_at": stamp})
+    assert info.value.errors()[0]["loc"] == ("occurred_at",)
+
+
+@pytest.mark.parametrize(
+    "stamp", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59+01:00"]
+)
+def test_extreme_timestamps_inside_the_utc_range_are_valid(stamp: str) -> None:
+    assert Event.model_validate({**VALID, "occurred_at": stamp}).occurred_at.tzinfo is not None
+
+
+def test_exported_schema_documents_the_text_rule() -> None:
+    import re
+
+    from schemas._types import TEXT_PATTERN
+
+    schema = Event.model_json_schema()
+    for field in ("event_id", "account_id", "name"):
+        assert schema["properties"][field]["pattern"] == TEXT_PATTERN
+    pattern = re.compile(TEXT_PATTERN)
+    assert pattern.match("acme") and pattern.match(" a ")
+    assert not pattern.match(" ") and not pattern.match("a\x00")

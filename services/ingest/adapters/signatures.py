@@ -31,10 +31,8 @@ def stripe_signature(secret: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
-def verify_stripe(
-    header: str | None, body: bytes, secret: str, tolerance: int, now: float | None = None
-) -> int:
-    """Return the signed timestamp if the signature is valid and fresh."""
+def parse_stripe_header(header: str | None) -> tuple[int, list[str]]:
+    """``(t, [v1...])`` of a ``Stripe-Signature`` header; needs no body, so it runs first."""
     if not header:
         raise SignatureError("missing Stripe-Signature header")
     timestamp: int | None = None
@@ -50,6 +48,14 @@ def verify_stripe(
             candidates.append(value)
     if timestamp is None or not candidates:
         raise SignatureError("Stripe-Signature must contain t= and at least one v1=")
+    return timestamp, candidates
+
+
+def verify_stripe(
+    header: str | None, body: bytes, secret: str, tolerance: int, now: float | None = None
+) -> int:
+    """Return the signed timestamp if the signature is valid and fresh."""
+    timestamp, candidates = parse_stripe_header(header)
     expected = stripe_signature(secret, body, timestamp).rsplit("v1=", 1)[1]
     if not any(hmac.compare_digest(expected.encode(), c.encode()) for c in candidates):
         raise SignatureError("Stripe-Signature does not match the payload")

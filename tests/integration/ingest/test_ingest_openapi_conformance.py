@@ -8,17 +8,25 @@ input, valid or not, may produce a 5xx.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from healthstream.broker import EmbeddedBroker
+from healthstream.kafka import ensure_topics
+from healthstream.settings import Settings
 from services.ingest.app import create_app
 from services.ingest.settings import IngestSettings
-from tests.integration.ingest.live import INGEST_KEY, LiveServer
+from tests.integration.ingest.live import INGEST_KEY, LiveServer, ingest_settings
 
 
 @schemathesis.serializer("application/x-ndjson")
@@ -30,6 +38,35 @@ def _ndjson(_: Any, value: Any) -> bytes:
 
 
 SCHEMA = schemathesis.openapi.from_dict(create_app(IngestSettings(_env_file=None)).openapi())
+
+
+@pytest.fixture(scope="module")
+def module_ingest_server(broker: EmbeddedBroker) -> Iterator[LiveServer]:
+    """The shared module server, but with the event-time window opened wide.
+
+    The window is relative to the server's clock, which JSON Schema cannot state:
+    a schema-valid ``date-time`` from year 438 is rightly refused by the default
+    window. Its limits are tested in test_ingest_events_api.py; here the contract
+    alone decides.
+    """
+    base = Settings(
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_enable_idempotence=False,
+        topic_prefix=f"m{uuid.uuid4().hex[:8]}-",
+        partitions=2,
+        _env_file=None,
+    )
+    asyncio.run(ensure_topics(base))
+    wide = ingest_settings(
+        base,
+        event_time_min=datetime(1, 1, 1, tzinfo=UTC),
+        event_time_max_future_seconds=1e12,
+    )
+    server = LiveServer(wide).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @SCHEMA.parametrize()
