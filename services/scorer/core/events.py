@@ -177,6 +177,8 @@ def _identifier(data: Mapping[str, Any], field: str, max_length: int) -> str:
         raise InvalidEvent(field, f"must be 1 to {max_length} characters")
     if _FORBIDDEN.search(value):
         raise InvalidEvent(field, "must not contain control characters or lone surrogates")
+    if not value.strip():
+        raise InvalidEvent(field, "must not be blank (white space only)")
     return value
 
 
@@ -192,7 +194,7 @@ def _finite(props: Mapping[str, Any], key: str) -> None:
         raise InvalidEvent(f"properties.{key}", "must be a finite number")
 
 
-def _check_properties(name: str, props: Mapping[str, Any]) -> None:
+def _check_properties(name: str, props: dict[str, Any]) -> None:
     """The well-known property rules of ``schemas.Event._well_known_properties``."""
     for key in ("amount", "mrr"):
         if props.get(key) is not None:
@@ -218,14 +220,15 @@ def _check_properties(name: str, props: Mapping[str, Any]) -> None:
     bounds = _SCORE_RANGE.get(name)
     if bounds is not None:
         score = props.get("score")
+        if isinstance(score, float) and score.is_integer():
+            score = props["score"] = int(score)  # as the contract normalises it
         if (
             isinstance(score, bool)
-            or not isinstance(score, int | float)
-            or not math.isfinite(score)
+            or not isinstance(score, int)
             or not bounds[0] <= score <= bounds[1]
         ):
             raise InvalidEvent(
-                "properties.score", f"must be a number from {bounds[0]} to {bounds[1]}"
+                "properties.score", f"must be an integer from {bounds[0]} to {bounds[1]}"
             )
     for key in _STRING_PROPS:
         value = props.get(key)
@@ -317,6 +320,7 @@ def parse_event(raw: bytes | bytearray | memoryview | str | Mapping[str, Any]) -
         and 0 < len(event_id) <= 256
         and event_id.isascii()
         and event_id.isprintable()
+        and not event_id.isspace()
     ):
         event_id = _identifier(data, "event_id", 256)
     account_id = get("account_id")
@@ -325,6 +329,7 @@ def parse_event(raw: bytes | bytearray | memoryview | str | Mapping[str, Any]) -
         and 0 < len(account_id) <= 256
         and account_id.isascii()
         and account_id.isprintable()
+        and not account_id.isspace()
     ):
         account_id = _identifier(data, "account_id", 256)
     kind = get("type")
@@ -333,7 +338,13 @@ def parse_event(raw: bytes | bytearray | memoryview | str | Mapping[str, Any]) -
             raise InvalidEvent("type", "field required")
         raise InvalidEvent("type", "must be one of usage, ticket, billing, feedback, account")
     name = get("name")
-    if not (type(name) is str and 0 < len(name) <= 128 and name.isascii() and name.isprintable()):
+    if not (
+        type(name) is str
+        and 0 < len(name) <= 128
+        and name.isascii()
+        and name.isprintable()
+        and not name.isspace()
+    ):
         name = _identifier(data, "name", 128)
     if "occurred_at" not in data:
         raise InvalidEvent("occurred_at", "field required")
