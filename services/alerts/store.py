@@ -298,8 +298,39 @@ async def store_alerts(
         stored = to_alert(row)
         session.add_all(_outbox_rows(stored, routing.webhooks_for(owner), "alert", public_url))
         result.append(row)
+        _resolve_if_already_cleared(session, row, account)
     await session.flush()
     return result
+
+
+def _resolve_if_already_cleared(session: AsyncSession, row: AlertRow, account: AccountRow) -> None:
+    """An alert that arrives after health showing its condition over is resolved at once.
+
+    The two consumers run independently, so the update that clears a condition
+    may be stored before the alert it clears; without this the alert would stay
+    open until the account's next update. It is still delivered: it did fire.
+    """
+    if account.health is None or account.health_as_of is None:
+        return
+    if account.health_as_of <= row.occurred_at:
+        return
+    health = HealthUpdate.model_validate(account.health)
+    cause = cleared(row.reason, row.previous_score, health)
+    if cause is not None:
+        _auto_resolve(session, row, health, cause)
+
+
+def _auto_resolve(session: AsyncSession, row: AlertRow, health: HealthUpdate, cause: str) -> None:
+    row.status = AlertStatus.RESOLVED.value
+    row.snoozed_until = None
+    details = {
+        "cause": cause,
+        "auto": True,
+        "as_of": health.as_of.isoformat(),
+        "score": health.score,
+        "band": health.band.value,
+    }
+    session.add(_audit(row, "resolved", SYSTEM, details))
 
 
 async def store_alert(
@@ -347,16 +378,7 @@ async def resolve_cleared(session: AsyncSession, updates: Sequence[HealthUpdate]
         cause = cleared(row.reason, row.previous_score, health)
         if cause is None:
             continue
-        row.status = AlertStatus.RESOLVED.value
-        row.snoozed_until = None
-        details = {
-            "cause": cause,
-            "auto": True,
-            "as_of": health.as_of.isoformat(),
-            "score": health.score,
-            "band": health.band.value,
-        }
-        session.add(_audit(row, "resolved", SYSTEM, details))
+        _auto_resolve(session, row, health, cause)
         resolved.append(row)
     await session.flush()
     return resolved
