@@ -40,10 +40,6 @@ SECURITY_HEADERS = [
 _MAX_MESSAGE = 300
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class Hardening:
     """ASGI middleware: body size limit (413 JSON) and security headers on every answer."""
 
@@ -67,18 +63,28 @@ class Hardening:
                     return
         seen = 0
         started = False
+        refused = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            # Over the limit: answer 413 now and tell the app the client left, so
+            # whatever it was reading is dropped (its own answer is discarded below).
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise BodyTooLarge
+                    refused = True
+                    if not started:
+                        await self._refuse(send, seen)
+                    return {"type": "http.disconnect"}
             return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
+            if refused:
+                return
             if message["type"] == "http.response.start":
                 started = True
                 headers = [
@@ -89,11 +95,7 @@ class Hardening:
                 message = {**message, "headers": headers + SECURITY_HEADERS}
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, send_with_headers)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(send, seen)
+        await self.app(scope, limited_receive, send_with_headers)
 
     async def _refuse(self, send: Send, size: int) -> None:
         body = orjson.dumps(
