@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -198,6 +199,12 @@ def create_app(settings: AlertsSettings, *, consume: bool = True, deliver: bool 
     app.include_router(build_router(service))
     web_dir = settings.alerts_web_dir or WEB_DIR
     if web_dir.is_dir():
+
+        @app.get("/accounts/{account_id}", include_in_schema=False)
+        async def account_page(account_id: str) -> FileResponse:
+            """The page's shell; it reads the account from the path and asks the API."""
+            return FileResponse(web_dir / "index.html", media_type="text/html")
+
         app.mount("/", StaticFiles(directory=web_dir, html=True), name="web")
     else:
         log.warning("no web directory at %s: the CSM page is not served", web_dir)
