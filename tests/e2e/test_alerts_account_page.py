@@ -26,7 +26,8 @@ from healthstream.settings import Settings
 from schemas import Components, HealthUpdate, RiskAlert
 from services.alerts.app import serve
 from services.alerts.settings import AlertsSettings
-from tests.e2e.test_alerts_page import (  # noqa: F401  (fixtures used by name)
+from tests.e2e import test_alerts_page as shared
+from tests.e2e.test_alerts_page import (
     ACCOUNTS,
     KEY,
     NOW,
@@ -36,10 +37,12 @@ from tests.e2e.test_alerts_page import (  # noqa: F401  (fixtures used by name)
     _eventually,
     _produce,
     _seed,
-    browser,
-    page,
 )
 from tests.integration.alerts.receiver import Recorder
+
+# The same Chromium and page fixtures as the page's other tests.
+browser = shared.browser
+page = shared.page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -345,3 +348,67 @@ async def test_sorting_by_mrr_at_risk(
         path=_artifact(artifacts_dir, "alerts-sorted-by-mrr-at-risk", database_url),
         full_page=True,
     )
+
+
+async def test_docs_render_offline_under_the_content_security_policy(
+    service_url: str, page: Page
+) -> None:
+    """/docs draws every operation with nothing but this origin (other hosts are cut off)."""
+    origin = service_url.rstrip("/")
+    outside: list[str] = []
+
+    async def only_this_origin(route: Any) -> None:
+        if route.request.url.startswith(origin):
+            await route.continue_()
+        else:
+            outside.append(route.request.url)
+            await route.abort()
+
+    await page.route("**/*", only_this_origin)
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    await page.goto(f"{service_url}/docs")
+    await expect(page.locator(".opblock").first).to_be_visible()
+    assert await page.locator(".opblock").count() >= 12
+    await expect(page.locator(".swagger-ui .info .title")).to_contain_text("healthstream alerts")
+    assert outside == []
+    assert violations == []
+
+
+async def test_text_from_events_is_shown_as_text_never_markup(
+    service_url: str, kafka_settings: Settings, page: Page
+) -> None:
+    hostile_id = '<img src=x onerror="window.pwned=1">'
+    alert = RiskAlert.model_validate(
+        {
+            **_alert("hostile", "entered_red", "critical", 1, "x").model_dump(),
+            "account_id": hostile_id,
+            "dedupe_key": f"hostile:{uuid.uuid4().hex[:6]}",
+            "message": "<script>window.pwned=2</script><b>bold</b>",
+            "drivers": [
+                {
+                    "feature": "usage_trend",
+                    "component": "usage",
+                    "contribution": -5.0,
+                    "sentence": "<svg onload=window.pwned=3>",
+                }
+            ],
+        }
+    )
+    await _open(page, service_url)
+    await _produce(kafka_settings, kafka_settings.topics.risk_alerts, [alert])
+    card = page.locator("li.account").first
+    await expect(card.locator("h2")).to_have_text(hostile_id)
+    await expect(card.locator(".alert-message")).to_have_text(
+        "<script>window.pwned=2</script><b>bold</b>"
+    )
+    await expect(card.locator(".alert-drivers")).to_contain_text("<svg onload=window.pwned=3>")
+    assert await card.locator("img, script, b, svg:not(.spark-svg)").count() == 0
+    # Its own page, reached by the (percent-encoded) link, shows the same text safely.
+    await card.locator("h2 a").click()
+    await expect(page.locator("#account-title")).to_have_text(hostile_id)
+    assert await page.locator("#account-view img, #account-view script").count() == 0
+    assert await page.evaluate("window.pwned") is None
