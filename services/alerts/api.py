@@ -110,6 +110,7 @@ def build_router(service: Any) -> APIRouter:
             can_write=key.allows(Scope.ALERTS_WRITE),
             admin=key.allows(Scope.ADMIN),
             sees_all_accounts=viewer.csm is None,
+            assignable=sorted(service.known_csms) if key.allows(Scope.ALERTS_WRITE) else [],
         )
 
     @router.get("/alerts", response_model=AlertPage, tags=["alerts"], summary="List alerts")

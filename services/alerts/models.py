@@ -178,6 +178,10 @@ class Me(BaseModel):
     sees_all_accounts: bool = Field(
         description="false: only the accounts and alerts of `csm` are visible."
     )
+    assignable: list[str] = Field(
+        default_factory=list,
+        description="CSMs /assign accepts (sorted); empty for a key that may not write.",
+    )
 
 
 class AcknowledgeRequest(BaseModel):

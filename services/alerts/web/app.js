@@ -1264,10 +1264,8 @@
     } else if (action === "assign") {
       $("action-title").textContent = "Assign alert";
       $("action-submit").textContent = "Assign";
-      const known = new Set();
-      for (const a of state.accounts.values()) if (a.csm) known.add(a.csm);
-      for (const a of state.alerts.values()) if (a.assigned_csm) known.add(a.assigned_csm);
-      if (state.me) known.add(state.me);
+      // The server accepts only known CSMs (GET /v1/me says which).
+      const known = new Set((state.identity && state.identity.assignable) || []);
       fields.append(
         h("label", { for: "assign-csm" }, "Assign to CSM"),
         h("input", {
