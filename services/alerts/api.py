@@ -19,6 +19,7 @@ from services.alerts.db import AlertRow, utcnow
 from services.alerts.models import (
     Account,
     AccountList,
+    AccountSort,
     AcknowledgeRequest,
     Alert,
     AlertPage,
@@ -109,6 +110,7 @@ def build_router(service: Any) -> APIRouter:
             can_write=key.allows(Scope.ALERTS_WRITE),
             admin=key.allows(Scope.ADMIN),
             sees_all_accounts=viewer.csm is None,
+            assignable=sorted(service.known_csms) if key.allows(Scope.ALERTS_WRITE) else [],
         )
 
     @router.get("/alerts", response_model=AlertPage, tags=["alerts"], summary="List alerts")
@@ -144,6 +146,13 @@ def build_router(service: Any) -> APIRouter:
     async def get_alert(alert_id: str, db: Session, viewer: Viewer = reader) -> Alert:
         try:
             return store.to_alert(await store.get_alert_row(db, alert_id, viewer))
+        except NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    async def _visible_or_404(db: AsyncSession, alert_id: str, viewer: Viewer) -> None:
+        try:
+            async with db.begin():
+                await store.get_alert_row(db, alert_id, viewer)
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from None
 
@@ -200,11 +209,17 @@ def build_router(service: Any) -> APIRouter:
         "/alerts/{alert_id}/assign",
         response_model=Alert,
         tags=["actions"],
-        responses={**NOT_FOUND, **bad_json},
+        responses={**NOT_FOUND, **bad_json, 422: {"description": "csm is not a known CSM"}},
     )
     async def assign(
         alert_id: str, body: AssignRequest, db: WriteSession, viewer: Viewer = writer
     ) -> Alert:
+        if body.csm not in service.known_csms:
+            # Checked after the alert: another CSM's alert stays a 404, not a 422 oracle.
+            await _visible_or_404(db, alert_id, viewer)
+            raise _bad_request(
+                "csm", "body", "not a known CSM (routing config owners, teams, `csms`, key CSMs)"
+            )
         return await _act(db, lambda: store.assign(db, alert_id, viewer, body.csm))
 
     @router.get(
@@ -222,9 +237,22 @@ def build_router(service: Any) -> APIRouter:
         viewer: Viewer = reader,
         at_risk: Annotated[bool, Query(description="only accounts with unresolved alerts")] = False,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        sort: Annotated[
+            AccountSort,
+            Query(
+                description="risk (band, score, MRR at risk), score, mrr_at_risk, "
+                "renewal, last_change"
+            ),
+        ] = AccountSort.RISK,
     ) -> AccountList:
         items = await store.list_accounts(
-            db, viewer, at_risk, limit, settings.alerts_history_points
+            db,
+            viewer,
+            at_risk,
+            limit,
+            settings.alerts_history_points,
+            sort=sort.value,
+            bands=settings.bands,
         )
         return AccountList(items=items)
 

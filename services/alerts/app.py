@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -27,6 +28,7 @@ from healthstream.kafka import broker_reachable
 from services.alerts.consumer import AlertConsumer, HealthConsumer
 from services.alerts.db import make_engine, make_sessionmaker
 from services.alerts.gate import NoGate, WriteGate
+from services.alerts.hardening import install as install_hardening
 from services.alerts.migrate import upgrade
 from services.alerts.models import Alert
 from services.alerts.outbox import OutboxWorker
@@ -73,6 +75,7 @@ class AlertsService:
     #: Alerts before health updates on SQLite's single writer lock (see gate.py).
     gate: WriteGate = field(init=False)
     routing: RoutingConfig = field(init=False)
+    known_csms: set[str] = field(init=False)
     broadcaster: Broadcaster = field(default_factory=Broadcaster)
     consumer: AlertConsumer | None = None
     health_consumer: HealthConsumer | None = None
@@ -83,6 +86,10 @@ class AlertsService:
     def __post_init__(self) -> None:
         self.routing = RoutingConfig.load(self.settings.alerts_routing_path)
         check_routing(self.settings, self.routing)
+        #: Who ``assign`` accepts: the routing config's owners and the CSMs of API keys.
+        self.known_csms = self.routing.known_owners() | {
+            key.csm for key in self.settings.api_keys if key.csm
+        }
         self.engine = make_engine(self.settings.database_url)
         self.sessions = make_sessionmaker(self.engine)
         if self.engine.dialect.name == "sqlite":
@@ -120,7 +127,9 @@ class AlertsService:
             )
             self.tasks.append(asyncio.create_task(self.consumer.run(), name="alerts-consumer"))
             # Health updates in their own consumer and transactions: never ahead of an alert.
-            self.health_consumer = HealthConsumer(self.settings, self.sessions, self.gate)
+            self.health_consumer = HealthConsumer(
+                self.settings, self.sessions, self.gate, on_resolved=self.changed
+            )
             self.tasks.append(
                 asyncio.create_task(self.health_consumer.run(), name="alerts-health-consumer")
             )
@@ -181,12 +190,21 @@ def create_app(settings: AlertsSettings, *, consume: bool = True, deliver: bool 
         version="1",
         description="Risk alerts for customer-success managers: triage, routing, delivery.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
+    install_hardening(app, settings.alerts_max_body_bytes)
     app.include_router(probes_router(service.readiness))
     app.include_router(build_router(service))
     web_dir = settings.alerts_web_dir or WEB_DIR
     if web_dir.is_dir():
+
+        @app.get("/accounts/{account_id}", include_in_schema=False)
+        async def account_page(account_id: str) -> FileResponse:
+            """The page's shell; it reads the account from the path and asks the API."""
+            return FileResponse(web_dir / "index.html", media_type="text/html")
+
         app.mount("/", StaticFiles(directory=web_dir, html=True), name="web")
     else:
         log.warning("no web directory at %s: the CSM page is not served", web_dir)

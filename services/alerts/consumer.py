@@ -52,6 +52,7 @@ from services.alerts.models import Alert
 from services.alerts.routing import RoutingConfig
 from services.alerts.settings import AlertsSettings
 from services.alerts.store import (
+    resolve_cleared,
     store_account_event,
     store_account_events,
     store_alert,
@@ -300,7 +301,9 @@ class AlertConsumer(_BatchConsumer):
         events = [parsed for _, _, parsed in items if isinstance(parsed, Event)]
         async with self.gate.urgent(), self.sessions() as session, session.begin():
             moved = await store_account_events(session, events, self.routing)
-            rows = await store_alerts(session, alerts, self.routing, self.settings.public_url)
+            rows = await store_alerts(
+                session, alerts, self.routing, self.settings.public_url, self.settings.bands
+            )
         return list(zip(alerts, rows, strict=True)), moved
 
     async def _store_one_by_one(
@@ -325,7 +328,11 @@ class AlertConsumer(_BatchConsumer):
                     async with session.begin_nested():
                         if isinstance(parsed, RiskAlert):
                             row = await store_alert(
-                                session, parsed, self.routing, self.settings.public_url
+                                session,
+                                parsed,
+                                self.routing,
+                                self.settings.public_url,
+                                self.settings.bands,
                             )
                             stored.append((parsed, row))
                         else:
@@ -357,6 +364,7 @@ class HealthConsumer(_BatchConsumer):
         settings: AlertsSettings,
         sessions: async_sessionmaker[Any],
         gate: WriteGate | None = None,
+        on_resolved: Callable[[list[Alert]], None] | None = None,
     ) -> None:
         super().__init__(
             settings,
@@ -370,6 +378,8 @@ class HealthConsumer(_BatchConsumer):
         #: Accounts per transaction: bounds how long an alert can wait for the writer lock
         #: (fewer, bigger transactions: each commit costs an fsync).
         self.chunk = 200
+        #: Alerts whose condition the health showed over (after commit: stream them).
+        self.on_resolved = on_resolved or (lambda alerts: None)
 
     def _interval_of(self, record: ConsumerRecord) -> tuple[datetime, datetime]:
         """(event time, start of its history interval); ValueError if it cannot be read."""
@@ -440,16 +450,32 @@ class HealthConsumer(_BatchConsumer):
         refused: list[tuple[str, ConsumerRecord, Exception]] = []
         rows = HealthRows((u for _, _, u in kept), self.settings.alerts_history_interval)
         points = self.settings.alerts_history_points
+        resolved: list[AlertRow] = []
         try:
             # Transactions of bounded size, each behind any waiting alert (SQLite has
-            # one writer). Offsets move only once all of them committed.
+            # one writer). Offsets move only once all of them committed. Alerts the
+            # health shows over are resolved in the same transaction as that health.
             for chunk in rows.chunks(self.chunk):
                 async with self.gate.bulk(), self.sessions() as session, session.begin():
                     await write_health_rows(session, chunk, points)
+                    resolved.extend(await resolve_cleared(session, chunk.latest))
         except DBAPIError as exc:
             if not _refused_for_good(exc):
                 raise
+            resolved = []
             refused = await self._store_one_by_one(kept)
+        if resolved:
+            for row in resolved:
+                metrics.AUTO_RESOLVED.labels(row.reason).inc()
+                log.info(
+                    "alert resolved: condition cleared",
+                    extra={
+                        "alert_id": row.alert_id,
+                        "account_id": row.account_id,
+                        "reason": row.reason,
+                    },
+                )
+            self.on_resolved([to_alert(row) for row in resolved])
         for topic, record, error in invalid + refused:
             await self._dead_letter(topic, record, error)
         await self._commit(batch)

@@ -68,6 +68,8 @@ class AlertRow(Base):
     account_id: Mapped[str] = mapped_column(String(256), index=True)
     reason: Mapped[str] = mapped_column(String(64))
     severity: Mapped[str] = mapped_column(String(16))
+    #: The scorer rule's severity; ``severity`` is it capped by the band (conditions.py).
+    rule_severity: Mapped[str | None] = mapped_column(String(16), nullable=True)
     score: Mapped[float] = mapped_column(Float)
     previous_score: Mapped[float | None] = mapped_column(Float, nullable=True)
     drivers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
@@ -129,6 +131,8 @@ class AccountRow(Base):
     plan: Mapped[str | None] = mapped_column(String(128), nullable=True)
     segment: Mapped[str | None] = mapped_column(String(128), nullable=True)
     mrr: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: ``renewal_date`` of the latest account event, as sent (ISO date or RFC 3339).
+    renewal_date: Mapped[str | None] = mapped_column(String(64), nullable=True)
     health: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     health_as_of: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     score: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -73,6 +73,8 @@ class HealthRows:
         points = latest_per_interval(updates, interval)
         self.interval = interval
         now = utcnow()
+        #: The newest update of each account: what alerts are resolved against.
+        self.latest: list[HealthUpdate] = latest_per_account(points)
         self.current: list[dict[str, Any]] = [
             {
                 "account_id": update.account_id,
@@ -82,7 +84,7 @@ class HealthRows:
                 "score": update.score,
                 "updated_at": now,
             }
-            for update in latest_per_account(points)
+            for update in self.latest
         ]
         self.points: list[dict[str, Any]] = []
         for update in points:
@@ -109,6 +111,7 @@ class HealthRows:
         for start in range(0, len(self.current), accounts):
             part = HealthRows([], self.interval)
             part.current = self.current[start : start + accounts]
+            part.latest = self.latest[start : start + accounts]
             ids = {row["account_id"] for row in part.current}
             part.points = [row for row in self.points if row["account_id"] in ids]
             parts.append(part)

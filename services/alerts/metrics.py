@@ -15,6 +15,11 @@ STORED = Counter("healthstream_alerts_stored_total", "New alerts stored", ["reas
 DUPLICATES = Counter(
     "healthstream_alerts_duplicates_total", "Redelivered alerts ignored by dedupe", ["reason"]
 )
+AUTO_RESOLVED = Counter(
+    "healthstream_alerts_auto_resolved_total",
+    "Alerts resolved by the service because a health update showed their condition over",
+    ["reason"],
+)
 INVALID = Counter(
     "healthstream_alerts_invalid_messages_total", "Messages that failed validation", ["topic"]
 )

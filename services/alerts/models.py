@@ -9,7 +9,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from schemas import AlertSeverity, Band, Components, Driver, RiskAlert
 from schemas._types import parse_rfc3339
@@ -34,6 +41,16 @@ class AlertStatus(StrEnum):
     RESOLVED = "resolved"
 
 
+class AccountSort(StrEnum):
+    """Orders of ``GET /v1/accounts`` (the store's ``ACCOUNT_SORTS``)."""
+
+    RISK = "risk"
+    SCORE = "score"
+    MRR_AT_RISK = "mrr_at_risk"
+    RENEWAL = "renewal"
+    LAST_CHANGE = "last_change"
+
+
 class DeliveryState(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
@@ -44,8 +61,15 @@ SEVERITY_RANK = {AlertSeverity.INFO: 1, AlertSeverity.WARNING: 2, AlertSeverity.
 
 
 class Alert(RiskAlert):
-    """A stored alert: the RiskAlert as published, plus its triage state."""
+    """A stored alert: the RiskAlert as published, plus its triage state.
 
+    ``severity`` is the rule's severity capped by the account's band at the
+    alert (services/alerts/conditions.py); ``rule_severity`` is the scorer's.
+    """
+
+    rule_severity: AlertSeverity | None = Field(
+        default=None, description="Severity of the scorer's rule, before the band's cap."
+    )
     status: AlertStatus
     snoozed_until: datetime | None = None
     assigned_csm: str | None = Field(
@@ -54,6 +78,12 @@ class Alert(RiskAlert):
     escalated_at: datetime | None = None
     created_at: datetime
     updated_at: datetime
+
+    @model_validator(mode="after")
+    def _rule_severity_defaults_to_severity(self) -> Alert:
+        if self.rule_severity is None:
+            self.rule_severity = self.severity
+        return self
 
 
 class AlertPage(BaseModel):
@@ -98,6 +128,15 @@ class Account(BaseModel):
     plan: str | None
     segment: str | None
     mrr: float | None
+    renewal_date: str | None = Field(
+        default=None, description="Renewal date from the latest account event, as sent."
+    )
+    mrr_at_risk: float | None = Field(
+        default=None, description="mrr x churn_probability of the current health (null if unknown)."
+    )
+    last_change: datetime | None = Field(
+        default=None, description="Event time of the current health, or of the newest alert."
+    )
     health: Health | None
     history: list[HistoryPoint] = Field(description="Latest scores, oldest first (sparkline).")
     max_severity: AlertSeverity | None = Field(description="Most severe unresolved alert.")
@@ -138,6 +177,10 @@ class Me(BaseModel):
     admin: bool = Field(description="Sees every CSM's accounts and the deliveries.")
     sees_all_accounts: bool = Field(
         description="false: only the accounts and alerts of `csm` are visible."
+    )
+    assignable: list[str] = Field(
+        default_factory=list,
+        description="CSMs /assign accepts (sorted); empty for a key that may not write.",
     )
 
 

@@ -14,7 +14,19 @@ from services.alerts.models import Alert
 _SEVERITY_ICON = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":bell:"}
 
 
+def slack_escape(text: str) -> str:
+    """Slack's escaping of message text: ``&``, ``<``, ``>`` become entities.
+
+    Everything that came from an event (account id, message, CSM, driver
+    sentences) passes through here, so ``<!channel>`` or
+    ``<https://evil.example|Re-authenticate>`` are shown as typed instead of
+    pinging a channel or rendering as a link.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def alert_link(public_url: str, alert: Alert) -> str:
+    """The account's own page, with the alert highlighted (ids percent-encoded: no ``|<>``)."""
     return (
         f"{public_url.rstrip('/')}/?account={quote(alert.account_id)}&alert={quote(alert.alert_id)}"
     )
@@ -26,7 +38,7 @@ def _headline(alert: Alert, kind: str) -> str:
     if alert.previous_score is not None:
         trend = f", was {alert.previous_score:.0f}"
     summary = alert.message or alert.reason.value.replace("_", " ")
-    return (
+    return slack_escape(
         f"{prefix}{alert.severity.value.upper()} · {alert.account_id}: {summary} "
         f"(health {alert.score:.0f}{trend})"
     )
@@ -36,13 +48,14 @@ def slack_payload(alert: Alert, link: str, kind: str = "alert") -> dict[str, Any
     """Incoming-webhook message: ``text`` for notifications, ``blocks`` for the client."""
     icon = _SEVERITY_ICON.get(alert.severity.value, ":bell:")
     drivers = "\n".join(
-        f"• {driver.sentence} ({driver.contribution:+.0f})" for driver in alert.drivers[:5]
+        f"• {slack_escape(driver.sentence)} ({driver.contribution:+.0f})"
+        for driver in alert.drivers[:5]
     )
     fields = [
         {"type": "mrkdwn", "text": f"*Health score*\n{alert.score:.0f}"},
         {"type": "mrkdwn", "text": f"*Severity*\n{alert.severity.value}"},
         {"type": "mrkdwn", "text": f"*Reason*\n{alert.reason.value}"},
-        {"type": "mrkdwn", "text": f"*Owner*\n{alert.assigned_csm or 'unassigned'}"},
+        {"type": "mrkdwn", "text": f"*Owner*\n{slack_escape(alert.assigned_csm or 'unassigned')}"},
     ]
     blocks: list[dict[str, Any]] = [
         {

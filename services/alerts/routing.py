@@ -3,6 +3,7 @@
 The routing config is a TOML file a CS-ops person edits::
 
     default_owner = "cs-team"
+    csms = ["dave@example.com"]   # more assignable CSMs (owners named below count too)
 
     [[rules]]                 # first match wins; omitted keys match anything
     segment = "enterprise"
@@ -81,6 +82,8 @@ class RoutingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     default_owner: str | None = None
+    #: CSMs alerts may be assigned to, besides every owner and team member named below.
+    csms: list[str] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
     teams: dict[str, list[str]] = Field(default_factory=dict)
     escalation: Escalation = Field(default_factory=Escalation)
@@ -108,6 +111,24 @@ class RoutingConfig(BaseModel):
             if rule.matches(segment, plan, mrr):
                 return rule.owner
         return self.default_owner
+
+    def known_owners(self) -> set[str]:
+        """Every owner this config names: ``csms``, rule and webhook owners, teams and members.
+
+        ``assign`` accepts only these (and the CSMs of API keys), so an alert
+        cannot be handed to a name nobody reads, where it would vanish from every view.
+        """
+        known = set(self.csms)
+        if self.default_owner:
+            known.add(self.default_owner)
+        known.update(rule.owner for rule in self.rules)
+        known.update(hook.owner for hook in self.webhooks if hook.owner != "*")
+        for team, members in self.teams.items():
+            known.add(team)
+            known.update(members)
+        if self.escalation.to:
+            known.add(self.escalation.to)
+        return known
 
     def teams_of(self, csm: str) -> list[str]:
         return [team for team, members in self.teams.items() if csm in members]

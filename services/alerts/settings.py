@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 
 from healthstream.settings import Settings
+from services.alerts.conditions import Bands
 
 
 class AlertsSettings(Settings):
@@ -46,6 +47,15 @@ class AlertsSettings(Settings):
     #: Serve the CSM page from this directory; None = services/alerts/web.
     alerts_web_dir: Path | None = None
     alerts_stream_keepalive: float = Field(default=15.0, gt=0)
+    #: Band thresholds used to cap severities (keep equal to the scorecard's ``[bands]``).
+    alerts_band_red_below: float = Field(default=50.0, ge=0, le=100)
+    alerts_band_green_from: float = Field(default=75.0, ge=0, le=100)
+    #: Largest request body the API reads (bytes); bigger ones get a 413 before parsing.
+    alerts_max_body_bytes: int = Field(default=65536, ge=1024)
+
+    @property
+    def bands(self) -> Bands:
+        return Bands(self.alerts_band_red_below, self.alerts_band_green_from)
 
     @property
     def health_consumer_group(self) -> str:

@@ -19,7 +19,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from schemas import AlertSeverity, Event, RiskAlert
+from schemas import AlertSeverity, Event, HealthUpdate, RiskAlert
+from services.alerts.conditions import Bands, cleared, effective_severity
 from services.alerts.db import (
     AccountRow,
     AlertRow,
@@ -73,6 +74,7 @@ def to_alert(row: AlertRow) -> Alert:
             "account_id": row.account_id,
             "reason": row.reason,
             "severity": row.severity,
+            "rule_severity": row.rule_severity or row.severity,
             "score": row.score,
             "previous_score": row.previous_score,
             "drivers": row.drivers or [],
@@ -97,10 +99,21 @@ def encode_cursor(value: int) -> str:
     return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
 
 
+#: Row ids and sequence numbers are 64-bit integers in both databases.
+_MAX_ID = 2**63 - 1
+
+
+def _row_id(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= _MAX_ID:
+        raise ValueError("out of range")
+    return value
+
+
 def decode_cursor(cursor: str) -> int:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return int(base64.urlsafe_b64decode(padded.encode()).decode())
+        return _row_id(base64.urlsafe_b64decode(padded.encode()).decode())
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise ValueError("cursor is not a value returned as next_cursor") from None
 
@@ -118,8 +131,8 @@ def decode_alert_cursor(cursor: str) -> tuple[datetime, int]:
         moment = datetime.fromisoformat(stamp)
         if moment.tzinfo is None:
             raise ValueError("naive")
-        return moment, int(seq)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return moment.astimezone(UTC), _row_id(seq)
+    except (ValueError, binascii.Error, UnicodeDecodeError, OverflowError):
         raise ValueError("cursor is not a value returned as next_cursor") from None
 
 
@@ -228,7 +241,11 @@ async def _fresh(session: AsyncSession, alerts: Sequence[RiskAlert]) -> list[boo
 
 
 async def store_alerts(
-    session: AsyncSession, alerts: Sequence[RiskAlert], routing: RoutingConfig, public_url: str
+    session: AsyncSession,
+    alerts: Sequence[RiskAlert],
+    routing: RoutingConfig,
+    public_url: str,
+    bands: Bands | None = None,
 ) -> list[AlertRow | None]:
     """Store new alerts with their audit entries and outbox rows, in the given order.
 
@@ -239,6 +256,7 @@ async def store_alerts(
     """
     if not alerts:
         return []
+    bands = bands or Bands()
     fresh = await _fresh(session, alerts)
     accounts = await ensure_accounts(
         session, (a.account_id for a, new in zip(alerts, fresh, strict=True) if new)
@@ -260,7 +278,8 @@ async def store_alerts(
             dedupe_key=alert.dedupe_key,
             account_id=alert.account_id,
             reason=alert.reason.value,
-            severity=alert.severity.value,
+            severity=effective_severity(alert.severity, bands.of(alert.score)).value,
+            rule_severity=alert.severity.value,
             score=alert.score,
             previous_score=alert.previous_score,
             drivers=[driver.model_dump(mode="json") for driver in alert.drivers],
@@ -279,15 +298,90 @@ async def store_alerts(
         stored = to_alert(row)
         session.add_all(_outbox_rows(stored, routing.webhooks_for(owner), "alert", public_url))
         result.append(row)
+        _resolve_if_already_cleared(session, row, account)
     await session.flush()
     return result
 
 
+def _resolve_if_already_cleared(session: AsyncSession, row: AlertRow, account: AccountRow) -> None:
+    """An alert that arrives after health showing its condition over is resolved at once.
+
+    The two consumers run independently, so the update that clears a condition
+    may be stored before the alert it clears; without this the alert would stay
+    open until the account's next update. It is still delivered: it did fire.
+    """
+    if account.health is None or account.health_as_of is None:
+        return
+    if account.health_as_of <= row.occurred_at:
+        return
+    health = HealthUpdate.model_validate(account.health)
+    cause = cleared(row.reason, row.previous_score, health)
+    if cause is not None:
+        _auto_resolve(session, row, health, cause)
+
+
+def _auto_resolve(session: AsyncSession, row: AlertRow, health: HealthUpdate, cause: str) -> None:
+    row.status = AlertStatus.RESOLVED.value
+    row.snoozed_until = None
+    details = {
+        "cause": cause,
+        "auto": True,
+        "as_of": health.as_of.isoformat(),
+        "score": health.score,
+        "band": health.band.value,
+    }
+    session.add(_audit(row, "resolved", SYSTEM, details))
+
+
 async def store_alert(
-    session: AsyncSession, alert: RiskAlert, routing: RoutingConfig, public_url: str
+    session: AsyncSession,
+    alert: RiskAlert,
+    routing: RoutingConfig,
+    public_url: str,
+    bands: Bands | None = None,
 ) -> AlertRow | None:
     """Store one alert (see :func:`store_alerts`); None when it is a redelivery."""
-    return (await store_alerts(session, [alert], routing, public_url))[0]
+    return (await store_alerts(session, [alert], routing, public_url, bands))[0]
+
+
+async def resolve_cleared(session: AsyncSession, updates: Sequence[HealthUpdate]) -> list[AlertRow]:
+    """Resolve the unresolved alerts whose condition ``updates`` show to be over.
+
+    Only an update that is its account's current health (a late or replayed one
+    never resolves anything) and newer than the alert (event time) counts. The
+    resolution is audited as ``resolved`` by ``system`` with the cause in words
+    and the health that showed it. One query whatever the number of updates.
+    """
+    latest: dict[str, HealthUpdate] = {}
+    for update in updates:
+        current = latest.get(update.account_id)
+        if current is None or update.as_of >= current.as_of:
+            latest[update.account_id] = update
+    if not latest:
+        return []
+    rows = await session.execute(
+        select(AlertRow, AccountRow.health_as_of)
+        .join(AccountRow, AccountRow.account_id == AlertRow.account_id)
+        .where(
+            AlertRow.account_id.in_(sorted(latest)),
+            AlertRow.status != AlertStatus.RESOLVED.value,
+        )
+        .order_by(AlertRow.seq)
+    )
+    resolved: list[AlertRow] = []
+    for row, current_as_of in rows:
+        health = latest[row.account_id]
+        if current_as_of is not None and health.as_of < current_as_of:
+            continue
+        if health.as_of <= row.occurred_at:
+            continue
+        cause = cleared(row.reason, row.previous_score, health)
+        if cause is None:
+            continue
+        _auto_resolve(session, row, health, cause)
+        resolved.append(row)
+    await session.flush()
+    return resolved
 
 
 def _number(value: Any) -> float | None:
@@ -325,6 +419,9 @@ async def store_account_events(
         mrr = _number(props.get("mrr"))
         if mrr is not None:
             account.mrr = mrr
+        renewal = props.get("renewal_date")
+        if isinstance(renewal, str) and 0 < len(renewal) <= 64:
+            account.renewal_date = renewal
         csm = props.get("csm")
         if isinstance(csm, str) and csm:
             account.csm = csm
@@ -429,11 +526,6 @@ async def audit_log(session: AsyncSession, alert_id: str, viewer: Viewer) -> lis
     return [AuditEntry.model_validate(row, from_attributes=True) for row in rows]
 
 
-_SEVERITY_RANK = case(
-    (AlertRow.severity == AlertSeverity.CRITICAL.value, 3),
-    (AlertRow.severity == AlertSeverity.WARNING.value, 2),
-    else_=1,
-)
 _RANK_SEVERITY = {3: AlertSeverity.CRITICAL, 2: AlertSeverity.WARNING, 1: AlertSeverity.INFO}
 
 
@@ -490,12 +582,20 @@ def _to_account(row: AccountRow, history: list[HistoryPoint], alerts: list[Alert
     health = None
     if row.health is not None:
         health = Health.model_validate(row.health)
+    mrr_at_risk = None
+    if health is not None and row.mrr is not None:
+        mrr_at_risk = round(row.mrr * health.churn_probability, 2)
+    newest_alert = max((a.occurred_at for a in alerts), default=None)
+    last_change = health.as_of if health is not None else newest_alert
     return Account(
         account_id=row.account_id,
         csm=row.csm,
         plan=row.plan,
         segment=row.segment,
         mrr=row.mrr,
+        renewal_date=row.renewal_date,
+        mrr_at_risk=mrr_at_risk,
+        last_change=last_change,
         health=health,
         history=history,
         max_severity=_max_severity(alerts),
@@ -503,15 +603,50 @@ def _to_account(row: AccountRow, history: list[HistoryPoint], alerts: list[Alert
     )
 
 
+#: Orders of ``GET /v1/accounts?sort=`` (docs/alerts.md); every one ends on account_id.
+ACCOUNT_SORTS = ("risk", "score", "mrr_at_risk", "renewal", "last_change")
+
+
+def _risk_columns(open_alerts: Any, bands: Bands) -> tuple[Any, Any, Any, Any]:
+    """(band rank, score, MRR at risk, last change) as SQL expressions, portable JSON reads."""
+    score = func.coalesce(AccountRow.score, open_alerts.c.alert_score)
+    band = AccountRow.health["band"].as_string()
+    band_rank = case(
+        (band == "red", 0),
+        (band == "yellow", 1),
+        (band == "green", 2),
+        (score < bands.red_below, 0),
+        (score < bands.green_from, 1),
+        (score.is_not(None), 2),
+        else_=3,
+    )
+    churn = AccountRow.health["churn_probability"].as_float()
+    mrr_at_risk = AccountRow.mrr * churn
+    last_change = func.coalesce(AccountRow.health_as_of, open_alerts.c.newest)
+    return band_rank, score, mrr_at_risk, last_change
+
+
 async def list_accounts(
-    session: AsyncSession, viewer: Viewer, at_risk: bool, limit: int, history_points: int
+    session: AsyncSession,
+    viewer: Viewer,
+    at_risk: bool,
+    limit: int,
+    history_points: int,
+    sort: str = "risk",
+    bands: Bands | None = None,
 ) -> list[Account]:
-    """Most severe unresolved alert first, then lowest score: the triage order."""
+    """Accounts in ``sort`` order; ``risk``: worst band, then lowest score, then MRR at risk.
+
+    Risk is the account's state now (band, score, money), not how severe its
+    oldest alert was: an alert whose condition cleared resolves itself
+    (:func:`resolve_cleared`) and stops listing its account.
+    """
+    bands = bands or Bands()
     open_alerts = (
         select(
             AlertRow.account_id.label("account_id"),
-            func.max(_SEVERITY_RANK).label("rank"),
             func.min(AlertRow.score).label("alert_score"),
+            func.max(AlertRow.occurred_at).label("newest"),
         )
         .where(AlertRow.status != AlertStatus.RESOLVED.value, _visible(viewer))
         .group_by(AlertRow.account_id)
@@ -520,11 +655,15 @@ async def list_accounts(
     join = AccountRow.account_id == open_alerts.c.account_id
     query = select(AccountRow).where(_account_visible(viewer))
     query = query.join(open_alerts, join) if at_risk else query.outerjoin(open_alerts, join)
-    query = query.order_by(
-        func.coalesce(open_alerts.c.rank, 0).desc(),
-        func.coalesce(AccountRow.score, open_alerts.c.alert_score, 101.0).asc(),
-        AccountRow.account_id,
-    ).limit(limit)
+    band_rank, score, mrr_at_risk, last_change = _risk_columns(open_alerts, bands)
+    orders: dict[str, list[Any]] = {
+        "risk": [band_rank, score.asc().nulls_last(), mrr_at_risk.desc().nulls_last()],
+        "score": [score.asc().nulls_last()],
+        "mrr_at_risk": [mrr_at_risk.desc().nulls_last(), score.asc().nulls_last()],
+        "renewal": [AccountRow.renewal_date.asc().nulls_last(), score.asc().nulls_last()],
+        "last_change": [last_change.desc().nulls_last()],
+    }
+    query = query.order_by(*orders[sort], AccountRow.account_id).limit(limit)
     rows = list(await session.scalars(query))
     ids = [row.account_id for row in rows]
     histories = await _histories(session, ids, history_points)

@@ -74,10 +74,23 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
+#: The team the routing config names: ``assign`` accepts only known CSMs.
+ROUTING = """
+default_owner = "cs-team"
+csms = ["alice@example.com", "bob@example.com", "carol@example.com",
+        "dave@example.com", "erin@example.com"]
+"""
+
+
 @pytest.fixture
-async def alerts_url(kafka_settings: Settings, database_url: str) -> AsyncIterator[str]:
+async def alerts_url(
+    kafka_settings: Settings, database_url: str, tmp_path: Path
+) -> AsyncIterator[str]:
     """The whole alerts service (migrations, consumer, outbox, API, page) on a free port."""
+    routing = tmp_path / "routing.toml"
+    routing.write_text(ROUTING)
     settings = AlertsSettings(
+        alerts_routing_path=routing,
         kafka_bootstrap_servers=kafka_settings.kafka_bootstrap_servers,
         kafka_enable_idempotence=False,
         topic_prefix=kafka_settings.topic_prefix,

@@ -55,7 +55,8 @@
     me: null, // who "My accounts" means: typed in once, kept in local storage
     meFromServer: false, // true when GET /v1/me named the key's CSM ("My accounts" needs no typing)
     identity: null, // GET /v1/me: { actor, csm, scopes, can_write, admin, sees_all_accounts }
-    filters: { severity: "", status: "active", mine: false, text: "" },
+    filters: { severity: "", status: "active", mine: false, text: "", sort: "risk" },
+    view: null, // { accountId, alertId } when the URL names one account (/?account= or /accounts/…)
     accounts: new Map(), // account_id -> account
     alerts: new Map(), // alert_id -> alert
     cursor: null, // next_cursor of the last alerts page
@@ -71,6 +72,7 @@
     audit: new Map(), // alert id -> { version (updated_at), items | null, error }
     ownActions: new Map(), // alert id -> timestamp of our own last action (no self-announcements)
     cards: new Map(), // account_id -> { el, signature }
+    chart: null, // the uPlot chart of the account page
   };
 
   const $ = (id) => document.getElementById(id);
@@ -346,6 +348,10 @@
    * skips the loading line (periodic refresh).
    */
   async function loadAll({ quiet = false } = {}) {
+    if (state.view) {
+      await loadAccountView();
+      return;
+    }
     const seq = ++state.loadSeq;
     const startedAt = Date.now();
     if (!quiet) $("loading").hidden = false;
@@ -431,7 +437,36 @@
     return worst;
   }
 
-  /** Accounts to show, most urgent first: worst active severity, then lowest score. */
+  const BAND_RANK = { red: 0, yellow: 1, green: 2 };
+  const last = (value) => (value === null || value === undefined ? Infinity : value);
+
+  /**
+   * The orders of the "Sort by" control (the same as GET /v1/accounts?sort=): risk
+   * is the account's state now (band, score, MRR at risk), not how severe an old
+   * alert was. Unknown values sort last; ties go by account id.
+   */
+  const SORTS = {
+    risk: (a, b) =>
+      last(BAND_RANK[a.band]) - last(BAND_RANK[b.band]) ||
+      last(a.score) - last(b.score) ||
+      last(negate(a.mrr_at_risk)) - last(negate(b.mrr_at_risk)),
+    score: (a, b) => last(a.score) - last(b.score),
+    mrr_at_risk: (a, b) =>
+      last(negate(a.mrr_at_risk)) - last(negate(b.mrr_at_risk)) || last(a.score) - last(b.score),
+    renewal: (a, b) =>
+      last(parseTime(a.renewal_date)) - last(parseTime(b.renewal_date)) || last(a.score) - last(b.score),
+    last_change: (a, b) => last(negate(lastChange(a))) - last(negate(lastChange(b))),
+  };
+
+  function negate(value) {
+    return typeof value === "number" && Number.isFinite(value) ? -value : null;
+  }
+
+  function lastChange(account) {
+    return parseTime(account.last_change || account.as_of);
+  }
+
+  /** Accounts to show, in the chosen order (risk by default). */
   function visibleAccounts() {
     const byAccount = new Map();
     for (const alert of state.alerts.values()) {
@@ -453,10 +488,10 @@
       );
       rows.push({ account, alerts, worst: worstSeverity(alerts) });
     }
+    const order = SORTS[state.filters.sort] || SORTS.risk;
     rows.sort(
       (a, b) =>
-        b.worst - a.worst ||
-        (a.account.score ?? 101) - (b.account.score ?? 101) ||
+        order(a.account, b.account) ||
         String(a.account.account_id).localeCompare(String(b.account.account_id)),
     );
     return rows;
@@ -480,6 +515,10 @@
    * not reset the scroll position or steal the keyboard focus.
    */
   function render() {
+    if (state.view) {
+      renderAccountView();
+      return;
+    }
     const rows = visibleAccounts();
     const list = $("accounts");
     const seen = new Set();
@@ -525,6 +564,164 @@
     $("empty").hidden = !state.loaded || rows.length > 0;
     $("load-more").hidden = !state.cursor;
     renderSummary(rows);
+  }
+
+  // ------------------------------------------------------------- account page
+
+  /** /?account=ID[&alert=ID] (the links in Slack, webhooks, digests) or /accounts/ID. */
+  function viewFromUrl() {
+    const params = new URLSearchParams(location.search);
+    let accountId = params.get("account");
+    const match = location.pathname.match(/^\/accounts\/([^/]+)\/?$/);
+    if (!accountId && match) accountId = decodeURIComponent(match[1]);
+    return accountId ? { accountId, alertId: params.get("alert"), account: null, error: null } : null;
+  }
+
+  async function loadAccountView() {
+    const view = state.view;
+    try {
+      const data = await api(`accounts/${encodeURIComponent(view.accountId)}`);
+      if (view !== state.view) return;
+      view.account = data;
+      view.error = null;
+      upsertAccount(data);
+      for (const alert of data.alerts || []) {
+        if (!state.expanded.has(alert.alert_id)) {
+          state.expanded.add(alert.alert_id);
+          loadHistory(alert.alert_id);
+        }
+      }
+      state.loaded = true;
+    } catch (error) {
+      if (error.status === 401) return;
+      view.error =
+        error.status === 404
+          ? `There is no account “${view.accountId}”, or it is not one of yours.`
+          : `Could not load the account: ${error.message}`;
+    }
+    $("loading").hidden = true;
+    render();
+  }
+
+  let viewReload = null;
+  function reloadAccountViewSoon() {
+    if (viewReload) return;
+    viewReload = setTimeout(() => {
+      viewReload = null;
+      if (state.view) loadAccountView();
+    }, 300);
+  }
+
+  function renderAccountView() {
+    const view = state.view;
+    const error = $("account-error");
+    error.textContent = view.error || "";
+    error.hidden = !view.error;
+    const raw = view.account;
+    if (!raw) return;
+    const account = state.accounts.get(raw.account_id) || raw;
+    const health = raw.health;
+    const band = account.band || bandFor(account.score ?? 100);
+    const score = fmtScore(account.score);
+    document.title = `${raw.account_id} · healthstream`;
+    $("account-title").textContent = raw.account_id;
+    $("account-sub").textContent = [raw.csm ? `CSM ${raw.csm}` : "no CSM", raw.plan, raw.segment]
+      .filter(Boolean)
+      .join(" · ");
+    const scoreEl = $("account-score");
+    scoreEl.className = `score score-${band}`;
+    scoreEl.setAttribute("aria-label", `Health score ${score} of 100, ${band} band`);
+    scoreEl.replaceChildren(h("span", { class: "score-num" }, score), h("span", { class: "score-band" }, band));
+
+    const renewal = parseTime(raw.renewal_date);
+    const facts = [
+      ["MRR", typeof raw.mrr === "number" ? moneyFormat.format(raw.mrr) : "unknown"],
+      ["MRR at risk", typeof raw.mrr_at_risk === "number" ? moneyFormat.format(raw.mrr_at_risk) : "unknown"],
+      ["Churn probability", health ? `${Math.round(health.churn_probability * 100)}%` : "unknown"],
+      ["Renewal date", renewal !== null ? dateFormat.format(renewal) : "unknown"],
+      ["CSM", raw.csm || "none"],
+      ["Last change", raw.last_change ? timeEl(raw.last_change) : "never"],
+    ];
+    $("account-facts").replaceChildren(
+      ...facts.map(([name, value]) => h("div", { class: "fact" }, h("dt", {}, name), h("dd", {}, value))),
+    );
+    renderChart($("history-chart"), raw.history || [], raw.account_id);
+    const components = health ? Object.entries(health.components) : [];
+    $("account-components").replaceChildren(
+      ...(components.length
+        ? components.map(([name, value]) =>
+            h("tr", {}, h("th", { scope: "row" }, name), h("td", {}, fmtScore(value))),
+          )
+        : [h("tr", {}, h("td", { class: "muted" }, "No health update yet"))]),
+    );
+    $("account-drivers").replaceChildren(renderDrivers(account.drivers || [], 10));
+
+    const alerts = [...state.alerts.values()].filter((a) => a.account_id === raw.account_id);
+    alerts.sort(
+      (a, b) =>
+        (STATUS_RANK[a.status] ?? 9) - (STATUS_RANK[b.status] ?? 9) ||
+        (parseTime(b.occurred_at) || 0) - (parseTime(a.occurred_at) || 0),
+    );
+    const list = $("account-alerts");
+    const focusKey = list.contains(document.activeElement) ? document.activeElement.dataset.focus : null;
+    list.replaceChildren(
+      ...(alerts.length
+        ? groupRepeats(alerts).map((group) => renderAlert(group[0], group))
+        : [h("li", { class: "muted" }, "No alerts for this account.")]),
+    );
+    if (focusKey) {
+      const target = list.querySelector(`[data-focus="${CSS.escape(focusKey)}"]`);
+      if (target) target.focus();
+    }
+    if (view.alertId) {
+      const target = list.querySelector(`[data-alert-id="${CSS.escape(view.alertId)}"]`);
+      if (target) {
+        target.classList.add("highlight");
+        if (!view.scrolled) {
+          view.scrolled = true;
+          target.scrollIntoView({ block: "center" });
+        }
+      }
+    }
+  }
+
+  /** Score over event time, drawn by uPlot (vendored: web/vendor/uplot). */
+  function renderChart(el, history, accountId) {
+    const points = history
+      .map((p) => ({ t: parseTime(p.as_of), v: Number(p.score) }))
+      .filter((p) => p.t !== null && Number.isFinite(p.v))
+      .sort((a, b) => a.t - b.t);
+    const signature = JSON.stringify(points);
+    if (el.dataset.signature === signature) return;
+    el.dataset.signature = signature;
+    if (state.chart) {
+      state.chart.destroy();
+      state.chart = null;
+    }
+    el.replaceChildren();
+    if (!points.length) {
+      el.setAttribute("aria-label", `Score history for ${accountId}: none yet`);
+      el.append(h("p", { class: "muted" }, "No score history yet"));
+      return;
+    }
+    const first = Math.round(points[0].v);
+    const lastScore = Math.round(points[points.length - 1].v);
+    el.setAttribute(
+      "aria-label",
+      `Score history for ${accountId}: ${points.length} points, from ${first} to ${lastScore}`,
+    );
+    if (typeof window.uPlot !== "function") {
+      el.append(sparkline(history, bandFor(lastScore), accountId));
+      return;
+    }
+    const options = {
+      width: Math.max(320, Math.floor(el.getBoundingClientRect().width) || 640),
+      height: 240,
+      scales: { x: { time: true }, y: { range: [0, 100] } },
+      series: [{}, { label: "Score", stroke: "#2f6fed", width: 2, points: { show: points.length < 40 } }],
+      axes: [{}, { values: (u, ticks) => ticks.map((v) => String(v)) }],
+    };
+    state.chart = new window.uPlot(options, [points.map((p) => p.t / 1000), points.map((p) => p.v)], el);
   }
 
   function renderSummary(rows) {
@@ -581,7 +778,11 @@
           h(
             "div",
             { class: "account-name" },
-            h("h2", { id: titleId }, account.name || account.account_id),
+            h(
+              "h2",
+              { id: titleId },
+              h("a", { href: accountHref(account.account_id), class: "account-link" }, account.name || account.account_id),
+            ),
             h(
               "p",
               { class: "muted" },
@@ -592,31 +793,64 @@
             ),
           ),
           sparkline(account.history || [], band, account.account_id),
-          renderDrivers(account.drivers || []),
+          h("div", { class: "drivers-now" }, h("p", { class: "drivers-label" }, "Drivers now"), renderDrivers(account.drivers || [])),
         ),
         alerts.length
-          ? h("ul", { class: "alerts", "aria-label": `Alerts for ${account.account_id}` }, alerts.map(renderAlert))
+          ? h(
+              "ul",
+              { class: "alerts", "aria-label": `Alerts for ${account.account_id}` },
+              groupRepeats(alerts).map((group) => renderAlert(group[0], group)),
+            )
           : null,
       ),
     );
   }
 
   const moneyFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+  const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeZone: "UTC" });
   function commercial(account) {
     const parts = [account.plan, account.segment].filter(Boolean);
     if (typeof account.mrr === "number") parts.push(`${moneyFormat.format(account.mrr)} MRR`);
+    if (typeof account.mrr_at_risk === "number") parts.push(`${moneyFormat.format(account.mrr_at_risk)} at risk`);
+    const renewal = parseTime(account.renewal_date);
+    if (renewal !== null) parts.push(`renews ${dateFormat.format(renewal)}`);
     return parts.length ? ` · ${parts.join(" · ")}` : null;
+  }
+
+  /** The page of one account: where every link the product sends lands. */
+  function accountHref(accountId, alertId) {
+    const params = new URLSearchParams({ account: accountId });
+    if (alertId) params.set("alert", alertId);
+    return `/?${params.toString()}`;
+  }
+
+  /**
+   * Repeats of one reason on one account are one card with a count: three
+   * "Urgent ticket past SLA" alerts are one problem. Newest first in each group;
+   * groups keep the order of their newest alert.
+   */
+  function groupRepeats(alerts) {
+    const groups = new Map();
+    for (const alert of alerts) {
+      const key = `${alert.reason}|${alert.status === "resolved" ? "resolved" : "active"}`;
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(alert);
+    }
+    for (const group of groups.values()) {
+      group.sort((a, b) => (parseTime(b.occurred_at) || 0) - (parseTime(a.occurred_at) || 0));
+    }
+    return [...groups.values()];
   }
 
   function cssId(text) {
     return String(text).replace(/[^A-Za-z0-9_-]/g, "_");
   }
 
-  function renderDrivers(drivers) {
+  function renderDrivers(drivers, count = 3) {
     // Most damaging first: a CSM wants to know what is pulling the score down.
     const top = [...drivers]
       .sort((a, b) => (a.contribution ?? 0) - (b.contribution ?? 0))
-      .slice(0, 3);
+      .slice(0, count);
     if (!top.length) return h("p", { class: "drivers muted" }, "No drivers reported yet");
     return h(
       "ul",
@@ -703,8 +937,10 @@
     return h("figure", { class: "spark", role: "img", "aria-label": label }, svg, trend);
   }
 
-  function renderAlert(alert) {
+  function renderAlert(alert, group = [alert]) {
     const reason = REASON_LABEL[alert.reason] || alert.reason;
+    const repeats = group.length;
+    const groupIds = group.map((a) => a.alert_id).join(" ");
     const status = alert.status || "open";
     const who = alert.assigned_csm;
     const scoreText =
@@ -720,7 +956,7 @@
           type: "button",
           class: cls,
           "aria-label": `${label}: ${subject}`,
-          dataset: { action, alertId: alert.alert_id, focus: `${alert.alert_id}:${action}` },
+          dataset: { action, alertId: alert.alert_id, groupIds, focus: `${alert.alert_id}:${action}` },
           onclick: onAction,
         },
         label,
@@ -743,14 +979,26 @@
       "li",
       {
         class: `alert status-${status} sev-${alert.severity}`,
-        dataset: { alertId: alert.alert_id, status, severity: alert.severity },
+        dataset: { alertId: alert.alert_id, status, severity: alert.severity, count: String(repeats) },
       },
       h("span", { class: `sev sev-${alert.severity}` }, alert.severity),
       h(
         "div",
         { class: "alert-main" },
-        h("p", { class: "alert-title" }, h("strong", {}, reason), h("span", { class: "muted" }, ` · ${scoreText}`)),
+        h(
+          "p",
+          { class: "alert-title" },
+          h("strong", {}, reason),
+          repeats > 1
+            ? h("span", { class: "repeat-count", "aria-label": `${repeats} alerts of this kind` }, `×${repeats}`)
+            : null,
+          h("span", { class: "muted" }, ` · ${scoreText}`),
+        ),
         alert.message ? h("p", { class: "alert-message" }, alert.message) : null,
+        repeats > 1
+          ? h("p", { class: "repeat-note muted" }, `${repeats} alerts, the first `, timeEl(group[repeats - 1].occurred_at))
+          : null,
+        alertDrivers(alert),
         h(
           "p",
           { class: "alert-meta" },
@@ -782,6 +1030,25 @@
     );
   }
 
+  /** What the scorer said when the alert fired; the card's "Drivers now" is today's. */
+  function alertDrivers(alert) {
+    const drivers = [...(alert.drivers || [])]
+      .sort((a, b) => (a.contribution ?? 0) - (b.contribution ?? 0))
+      .slice(0, 2);
+    if (!drivers.length) return null;
+    return h(
+      "p",
+      { class: "alert-drivers muted" },
+      h("span", { class: "drivers-label" }, "At the alert: "),
+      drivers
+        .map((d) => {
+          const points = Math.round(d.contribution ?? 0);
+          return `${d.sentence || d.feature} (${points > 0 ? "+" : points < 0 ? "−" : "±"}${Math.abs(points)})`;
+        })
+        .join(" · "),
+    );
+  }
+
   const AUDIT_LABEL = {
     created: "Raised",
     acknowledged: "Acknowledged",
@@ -809,6 +1076,7 @@
         if (entry.action === "escalated" && details.to) extra.push(` to ${details.to}`);
         if (details.until && parseTime(details.until)) extra.push(` until ${absoluteFormat.format(parseTime(details.until))}`);
         if (details.note) extra.push(`: “${details.note}”`);
+        if (details.cause) extra.push(`: ${details.cause}`);
         return h(
           "li",
           {},
@@ -900,20 +1168,30 @@
     return error.message;
   }
 
+  /** An action on a grouped card applies to every alert of the group. */
+  async function performAll(alertIds, action, body) {
+    for (const alertId of alertIds) await perform(alertId, action, body);
+  }
+
+  function idsOf(button) {
+    return (button.dataset.groupIds || button.dataset.alertId).split(" ").filter(Boolean);
+  }
+
   async function onAction(event) {
     const button = event.currentTarget;
     const { action, alertId } = button.dataset;
     const alert = state.alerts.get(alertId);
     if (!alert) return;
+    const ids = idsOf(button);
     if (action !== "acknowledge") {
-      openDialog(action, alert);
+      openDialog(action, alert, ids);
       return;
     }
     button.disabled = true;
     button.textContent = "Acknowledging…";
     alertRowError(alertId, "");
     try {
-      await perform(alertId, "acknowledge");
+      await performAll(ids.filter((id) => (state.alerts.get(id) || {}).status === "open"), "acknowledge");
       announce(`Acknowledged: ${REASON_LABEL[alert.reason] || alert.reason} for ${alert.account_id}`);
     } catch (error) {
       button.disabled = false;
@@ -937,7 +1215,7 @@
 
   let dialogState = null;
 
-  function openDialog(action, alert) {
+  function openDialog(action, alert, ids = [alert.alert_id]) {
     const dialog = $("action-dialog");
     const fields = $("action-fields");
     fields.replaceChildren();
@@ -986,10 +1264,8 @@
     } else if (action === "assign") {
       $("action-title").textContent = "Assign alert";
       $("action-submit").textContent = "Assign";
-      const known = new Set();
-      for (const a of state.accounts.values()) if (a.csm) known.add(a.csm);
-      for (const a of state.alerts.values()) if (a.assigned_csm) known.add(a.assigned_csm);
-      if (state.me) known.add(state.me);
+      // The server accepts only known CSMs (GET /v1/me says which).
+      const known = new Set((state.identity && state.identity.assignable) || []);
       fields.append(
         h("label", { for: "assign-csm" }, "Assign to CSM"),
         h("input", {
@@ -1004,7 +1280,7 @@
         h("datalist", { id: "known-csms" }, [...known].sort().map((name) => h("option", { value: name }))),
       );
     }
-    dialogState = { action, alertId: alert.alert_id, opener: document.activeElement };
+    dialogState = { action, alertId: alert.alert_id, ids, opener: document.activeElement };
     dialog.showModal();
     const first = fields.querySelector("input, textarea");
     if (first) first.focus();
@@ -1018,7 +1294,7 @@
   async function submitDialog(event) {
     event.preventDefault();
     if (!dialogState) return;
-    const { action, alertId } = dialogState;
+    const { action, alertId, ids } = dialogState;
     const form = $("action-form");
     if (!form.reportValidity()) return;
     let body;
@@ -1037,7 +1313,7 @@
     const submit = $("action-submit");
     submit.disabled = true;
     try {
-      await perform(alertId, action, body);
+      await performAll(ids, action, body);
       const alert = state.alerts.get(alertId);
       const done = { snooze: "Snoozed", resolve: "Resolved", assign: "Assigned" }[action];
       announce(`${done}: ${REASON_LABEL[alert.reason] || alert.reason} for ${alert.account_id}`);
@@ -1116,6 +1392,10 @@
     const isNew = !previous;
     state.streamed.set(alert.alert_id, Date.now());
     if (!upsertAlert(alert)) return;
+    if (state.view && alert.account_id === state.view.accountId) {
+      state.expanded.add(alert.alert_id);
+      reloadAccountViewSoon();
+    }
     if (state.expanded.has(alert.alert_id)) loadHistory(alert.alert_id);
     const current = state.alerts.get(alert.alert_id);
     state.flash.add(alert.alert_id);
@@ -1227,6 +1507,10 @@
     $("key-panel").hidden = true;
     $("main").hidden = false;
     $("change-key").hidden = false;
+    state.view = viewFromUrl();
+    for (const id of ["filters", "accounts", "load-more", "empty"]) if (state.view) $(id).hidden = true;
+    $("filters").hidden = !!state.view;
+    $("account-view").hidden = !state.view;
     state.alerts.clear();
     state.accounts.clear();
     state.cursor = null;
@@ -1243,6 +1527,7 @@
     $("filter-status").value = f.status;
     $("filter-mine").checked = f.mine;
     $("filter-text").value = f.text;
+    $("filter-sort").value = SORTS[f.sort] ? f.sort : "risk";
     $("me-input").value = state.me || "";
     $("me-field").hidden = !f.mine || state.meFromServer;
   }
@@ -1254,6 +1539,7 @@
     f.status = $("filter-status").value;
     f.mine = $("filter-mine").checked;
     f.text = $("filter-text").value;
+    f.sort = $("filter-sort").value;
     if (!state.meFromServer) state.me = $("me-input").value.trim() || null;
     $("me-field").hidden = !f.mine || state.meFromServer;
     if (event && event.target === $("filter-mine") && f.mine && !state.me) $("me-input").focus();

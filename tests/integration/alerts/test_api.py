@@ -112,10 +112,19 @@ async def test_me_tells_the_page_who_is_signed_in_and_what_they_may_do(seeded: R
         "can_write": True,
         "admin": False,
         "sees_all_accounts": False,
+        # The routing config's owners, team and members, and the keys' CSMs.
+        "assignable": [
+            ALICE_CSM,
+            BOB_CSM,
+            "carol@example.com",
+            "cs-team",
+            "leads",
+        ],
     }
     async with seeded.client(READER) as reader:
         me = (await reader.get("/v1/me")).json()
     assert me["csm"] is None and me["actor"] == "key:read…"
+    assert me["assignable"] == []
     assert (me["can_write"], me["admin"], me["sees_all_accounts"]) == (False, False, True)
     async with seeded.client(ADMIN) as admin:
         me = (await admin.get("/v1/me")).json()

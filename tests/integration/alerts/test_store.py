@@ -54,7 +54,7 @@ async def test_migrations_reach_head(sessions: async_sessionmaker[Any]) -> None:
     async with sessions() as session:
         version = await session.scalar(text("SELECT version_num FROM alembic_version"))
         tables = await session.scalar(select(func.count(OutboxRow.id)))
-    assert version == "0001"
+    assert version == "0002"
     assert tables == 0
 
 
