@@ -302,7 +302,12 @@ class AlertConsumer(_BatchConsumer):
         async with self.gate.urgent(), self.sessions() as session, session.begin():
             moved = await store_account_events(session, events, self.routing)
             rows = await store_alerts(
-                session, alerts, self.routing, self.settings.public_url, self.settings.bands
+                session,
+                alerts,
+                self.routing,
+                self.settings.public_url,
+                self.settings.bands,
+                self.settings.backfill_after,
             )
         return list(zip(alerts, rows, strict=True)), moved
 
@@ -333,6 +338,7 @@ class AlertConsumer(_BatchConsumer):
                                 self.routing,
                                 self.settings.public_url,
                                 self.settings.bands,
+                                self.settings.backfill_after,
                             )
                             stored.append((parsed, row))
                         else:

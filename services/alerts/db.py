@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     event,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -80,6 +82,9 @@ class AlertRow(Base):
     snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     assigned_csm: Mapped[str | None] = mapped_column(String(256), nullable=True, index=True)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Fired for an event older than ``alerts_backfill_after_hours`` when it arrived
+    #: (a backfill): stored and listed, never delivered or escalated.
+    backfilled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -76,6 +76,11 @@ class Alert(RiskAlert):
         default=None, description="Effective owner: routing result, or set by /assign."
     )
     escalated_at: datetime | None = None
+    backfilled: bool = Field(
+        default=False,
+        description="Fired for an event older than the backfill age when it arrived: "
+        "stored and listed, never delivered or escalated.",
+    )
     created_at: datetime
     updated_at: datetime
 

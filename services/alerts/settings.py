@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field
@@ -41,6 +42,9 @@ class AlertsSettings(Settings):
     #: Critical alerts still ``open`` after this long are escalated (None in TOML overrides).
     alerts_escalation_after: float = Field(default=1800.0, gt=0)
     alerts_sweep_interval: float = Field(default=5.0, gt=0)
+    #: An alert whose event time is older than this when it arrives was raised by a
+    #: backfill: stored and listed (``backfilled``), never delivered or escalated.
+    alerts_backfill_after_hours: float = Field(default=24.0, gt=0)
     alerts_history_points: int = Field(default=60, ge=1)
     #: One history point per account and this much event time (the newest score in it).
     alerts_history_interval: float = Field(default=3600.0, gt=0)
@@ -64,3 +68,7 @@ class AlertsSettings(Settings):
     @property
     def public_url(self) -> str:
         return self.alerts_public_url or f"http://{self.host}:{self.alerts_port}"
+
+    @property
+    def backfill_after(self) -> timedelta:
+        return timedelta(hours=self.alerts_backfill_after_hours)

@@ -85,6 +85,7 @@ def to_alert(row: AlertRow) -> Alert:
             "snoozed_until": row.snoozed_until,
             "assigned_csm": row.assigned_csm,
             "escalated_at": row.escalated_at,
+            "backfilled": bool(row.backfilled),
             "created_at": row.created_at,
             "updated_at": row.updated_at,
         }
@@ -246,8 +247,14 @@ async def store_alerts(
     routing: RoutingConfig,
     public_url: str,
     bands: Bands | None = None,
+    backfill_after: timedelta | None = None,
 ) -> list[AlertRow | None]:
     """Store new alerts with their audit entries and outbox rows, in the given order.
+
+    An alert whose event time is more than ``backfill_after`` before now fired for
+    history that was sent late (a backfill, a source catching up): it is stored,
+    listed and counted like any other, marked ``backfilled``, but gets no outbox
+    rows and is never escalated, so nobody is paged about what is long over.
 
     Returns one entry per alert: its row, or None when it is a redelivery (its
     ``alert_id`` or ``dedupe_key`` is stored, or appeared earlier in ``alerts``).
@@ -291,12 +298,17 @@ async def store_alerts(
             created_at=now,
             updated_at=now,
         )
+        row.backfilled = backfill_after is not None and alert.occurred_at < now - backfill_after
         session.add(row)
+        details = {"backfilled": True} if row.backfilled else {}
         session.add(
-            AuditRow(alert_id=alert.alert_id, action="created", actor=SYSTEM, at=now, details={})
+            AuditRow(
+                alert_id=alert.alert_id, action="created", actor=SYSTEM, at=now, details=details
+            )
         )
-        stored = to_alert(row)
-        session.add_all(_outbox_rows(stored, routing.webhooks_for(owner), "alert", public_url))
+        if not row.backfilled:
+            stored = to_alert(row)
+            session.add_all(_outbox_rows(stored, routing.webhooks_for(owner), "alert", public_url))
         result.append(row)
         _resolve_if_already_cleared(session, row, account)
     await session.flush()
@@ -339,9 +351,10 @@ async def store_alert(
     routing: RoutingConfig,
     public_url: str,
     bands: Bands | None = None,
+    backfill_after: timedelta | None = None,
 ) -> AlertRow | None:
     """Store one alert (see :func:`store_alerts`); None when it is a redelivery."""
-    return (await store_alerts(session, [alert], routing, public_url, bands))[0]
+    return (await store_alerts(session, [alert], routing, public_url, bands, backfill_after))[0]
 
 
 async def resolve_cleared(session: AsyncSession, updates: Sequence[HealthUpdate]) -> list[AlertRow]:
@@ -797,6 +810,7 @@ async def escalate_overdue(
                     AlertRow.status == AlertStatus.OPEN.value,
                     AlertRow.severity == AlertSeverity.CRITICAL.value,
                     AlertRow.escalated_at.is_(None),
+                    AlertRow.backfilled.is_(False),
                     AlertRow.created_at <= now - after,
                 )
             )

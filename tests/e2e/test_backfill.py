@@ -1,4 +1,5 @@
-"""A history POSTed in one request scores as if it had arrived live, in event-time order.
+"""A history POSTed in one request scores as if it had arrived live, in event-time order,
+and its alerts are stored as history (``backfilled``), not delivered as news.
 
 Ingest splits the request over five topics; the scorer fetches them in whatever order
 the broker returns them. Before the scorer merged its topics by event time, this
@@ -74,10 +75,10 @@ def test_a_backfilled_history_yields_the_alerts_of_time_ordered_scoring(
             f"{alerts_url}/alerts", params={"account_id": account}, headers=e2e_headers
         )
         assert listing.status_code == 200, listing.text
-        found = [
-            (a["reason"], datetime.fromisoformat(a["occurred_at"]).timestamp())
-            for a in listing.json()["items"]
-        ]
+        items = listing.json()["items"]
+        # Days old when they arrived: stored and listed, marked, never delivered.
+        assert all(a["backfilled"] for a in items), items
+        found = [(a["reason"], datetime.fromisoformat(a["occurred_at"]).timestamp()) for a in items]
         # Timers (the sweep) may add alerts after the history's end; those are not the
         # events' doing and the in-process replay has no clock to raise them.
         return sorted((a for a in found if a[1] <= last_ts), key=lambda a: a[1])

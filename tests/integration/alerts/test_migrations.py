@@ -38,8 +38,10 @@ async def test_upgrade_from_0001_keeps_alerts_and_fills_rule_severity(database_u
             version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
             row = (await conn.execute(text("SELECT severity, rule_severity FROM alerts"))).one()
             renewal = await conn.scalar(text("SELECT renewal_date FROM accounts"))
-        assert version == "0002"
+            backfilled = await conn.scalar(text("SELECT backfilled FROM alerts"))
+        assert version == "0003"
         assert tuple(row) == ("critical", "critical")
         assert renewal is None
+        assert backfilled in (False, 0)  # alerts stored before the column were live
     finally:
         await engine.dispose()

@@ -54,7 +54,7 @@ async def test_migrations_reach_head(sessions: async_sessionmaker[Any]) -> None:
     async with sessions() as session:
         version = await session.scalar(text("SELECT version_num FROM alembic_version"))
         tables = await session.scalar(select(func.count(OutboxRow.id)))
-    assert version == "0002"
+    assert version == "0003"
     assert tables == 0
 
 
@@ -240,3 +240,43 @@ async def test_account_events_of_one_fetch_apply_in_order_in_bulk(
         ("assigned", "pool", "first"),
         ("assigned", "first", "second"),
     ]
+
+
+async def test_alerts_raised_by_a_backfill_are_stored_and_listed_but_never_delivered(
+    sessions: async_sessionmaker[Any],
+) -> None:
+    """An alert for an event older than the backfill age is history, not news."""
+    now = datetime.now(UTC)
+    old, fresh = risk_alert("backfill", 1), risk_alert("backfill", 2)
+    old["occurred_at"] = (now - timedelta(days=3)).isoformat()
+    fresh["occurred_at"] = (now - timedelta(minutes=5)).isoformat()
+    async with sessions() as session, session.begin():
+        rows = await store.store_alerts(
+            session,
+            [RiskAlert.model_validate(a) for a in (old, fresh)],
+            ROUTING,
+            "http://hs",
+            backfill_after=timedelta(hours=24),
+        )
+        assert [row.backfilled for row in rows if row is not None] == [True, False]
+        # Critical and open for long: only the live one is escalated.
+        late = now + timedelta(hours=2)
+        escalated = await store.escalate_overdue(
+            session, late, timedelta(minutes=30), ROUTING, "http://hs"
+        )
+    async with sessions() as session:
+        outbox = list(await session.scalars(select(OutboxRow)))
+        page, _ = await store.list_alerts(
+            session, ADMIN, store.AlertFilter(account_id="backfill"), 10, None
+        )
+        audit = await store.audit_log(session, "backfill-entered_red-1", ADMIN)
+    assert {(o.alert_id, o.kind) for o in outbox} == {
+        ("backfill-entered_red-2", "alert"),
+        ("backfill-entered_red-2", "escalation"),
+    }
+    assert [row.alert_id for row in escalated] == ["backfill-entered_red-2"]
+    assert {(a.alert_id, a.backfilled) for a in page} == {
+        ("backfill-entered_red-1", True),
+        ("backfill-entered_red-2", False),
+    }
+    assert audit[0].action == "created" and audit[0].details == {"backfilled": True}
