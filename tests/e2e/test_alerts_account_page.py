@@ -38,6 +38,7 @@ from tests.e2e.test_alerts_page import (
     _produce,
     _seed,
 )
+from tests.integration.alerts.helpers import FIXTURES_ARE_LIVE_HOURS
 from tests.integration.alerts.receiver import Recorder
 
 # The same Chromium and page fixtures as the page's other tests.
@@ -81,6 +82,7 @@ format = "slack"
 """
     )
     settings = AlertsSettings(
+        alerts_backfill_after_hours=FIXTURES_ARE_LIVE_HOURS,
         kafka_bootstrap_servers=kafka_settings.kafka_bootstrap_servers,
         kafka_enable_idempotence=False,
         topic_prefix=kafka_settings.topic_prefix,

@@ -32,6 +32,7 @@ from healthstream.settings import Settings
 from schemas import Components, Driver, HealthUpdate, RiskAlert
 from services.alerts.app import serve
 from services.alerts.settings import AlertsSettings
+from tests.integration.alerts.helpers import FIXTURES_ARE_LIVE_HOURS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -90,6 +91,7 @@ async def alerts_url(
     routing = tmp_path / "routing.toml"
     routing.write_text(ROUTING)
     settings = AlertsSettings(
+        alerts_backfill_after_hours=FIXTURES_ARE_LIVE_HOURS,
         alerts_routing_path=routing,
         kafka_bootstrap_servers=kafka_settings.kafka_bootstrap_servers,
         kafka_enable_idempotence=False,

@@ -13,6 +13,7 @@ from healthstream.broker import free_port
 from healthstream.settings import Settings
 from services.alerts.app import serve
 from services.alerts.settings import AlertsSettings
+from tests.integration.alerts.helpers import FIXTURES_ARE_LIVE_HOURS
 from tests.integration.alerts.receiver import Recorder
 
 ADMIN = "admin-key"
@@ -91,6 +92,7 @@ def alerts_settings(
         alerts_sweep_interval=0.2,
         alerts_delivery_timeout=5.0,
         alerts_stream_keepalive=1.0,
+        alerts_backfill_after_hours=FIXTURES_ARE_LIVE_HOURS,
         _env_file=None,
     )
 

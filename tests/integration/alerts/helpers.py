@@ -13,6 +13,9 @@ from healthstream.kafka import make_producer
 from healthstream.settings import Settings
 
 BASE_TIME = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+#: Alert fixtures are dated from BASE_TIME, weeks before the test runs: the services
+#: under test count them as live (delivered), not as backfilled history.
+FIXTURES_ARE_LIVE_HOURS = 24 * 365 * 10
 
 
 def risk_alert(

@@ -15,7 +15,12 @@ import httpx
 from healthstream.broker import free_port
 from services.alerts.settings import AlertsSettings
 from tests.integration.alerts.conftest import ADMIN, API_KEYS
-from tests.integration.alerts.helpers import eventually, publish, risk_alert
+from tests.integration.alerts.helpers import (
+    FIXTURES_ARE_LIVE_HOURS,
+    eventually,
+    publish,
+    risk_alert,
+)
 from tests.integration.alerts.receiver import Recorder
 
 ACCOUNTS = ["kilo", "lima", "mike"]
@@ -37,6 +42,7 @@ def _environment(settings: AlertsSettings, port: int) -> dict[str, str]:
             "HEALTHSTREAM_ALERTS_DELIVERY_BACKOFF_BASE": "0.1",
             "HEALTHSTREAM_ALERTS_DELIVERY_BACKOFF_MAX": "0.5",
             "HEALTHSTREAM_ALERTS_OUTBOX_POLL_INTERVAL": "0.1",
+            "HEALTHSTREAM_ALERTS_BACKFILL_AFTER_HOURS": str(FIXTURES_ARE_LIVE_HOURS),
             "HEALTHSTREAM_LOG_LEVEL": "WARNING",
             "HEALTHSTREAM_ALERTS_PORT": str(port),
         }
