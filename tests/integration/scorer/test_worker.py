@@ -22,7 +22,13 @@ from tests.integration.scorer.harness import (
     wait_consumed,
     wait_until,
 )
-from tests.integration.scorer.histories import Reference, Script, scripted_phases, time_ordered
+from tests.integration.scorer.histories import (
+    Reference,
+    Script,
+    fleet,
+    scripted_phases,
+    time_ordered,
+)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -225,3 +231,28 @@ async def test_timer_sweep_fires_inactivity_without_new_events(
     assert all(a.occurred_at.timestamp() > last_quiet for a in alerts)
     assert len({a.alert_id for a in alerts}) == len(alerts)
     assert metric_value(metrics, "healthstream_scorer_timer_ticks_total") > 0
+
+
+async def test_a_topic_held_back_for_the_whole_history_scores_as_time_ordered(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    """The history is on the broker one topic after another (billing first, usage last)
+    before the worker reads any of it: a consumer that took each fetch as it came would
+    score every payment before the usage that preceded it. Final states must equal the
+    in-process core replaying the history in event-time order, field for field."""
+    events = fleet(24, prefix="held")
+    reference = Reference().apply(time_ordered(events))
+    order = ["billing", "ticket", "feedback", "account", "usage"]
+    for kind in order:
+        await publish(kafka_settings, [e for e in events if e["type"] == kind], flush_every=500)
+    with running_worker(kafka_settings, tmp_path) as worker:
+        await worker.wait_ready()
+        await wait_consumed(kafka_settings)
+        states = last_by_key(await read_all(kafka_settings, changelog(kafka_settings), timeout=10))
+        metrics = await worker.metrics()
+
+    assert {k.decode() for k in states} == set(reference.states)
+    for account, expected in reference.states.items():
+        assert AccountState.from_bytes(states[account.encode()]) == expected, account
+    assert "healthstream_scorer_events_late_total 0.0" in metrics
+    assert metric_value(metrics, "healthstream_scorer_alignment_reordered_total") > 0
