@@ -12,9 +12,13 @@ Bounds:
   leave it to the producer's clock) and never earlier than the event it carries, so
   no event that occurred at or after ``from`` is skipped; records in the margin are
   filtered by ``occurred_at``.
-- end: the log end offsets taken when reading starts, so a live topic never keeps
-  the reader going. The end is not sought by time: a backfill published today can
-  carry last year's events.
+- end: what was published before reading started. A partition is done at its first
+  record published later (so a live topic never keeps the reader going) or when the
+  reader has caught up with every partition (a fetch that returns nothing within
+  ``poll_ms``). Why not the log end offsets: the embedded broker reports them per
+  record batch, not per record, so they would cut a partition short. The end is not
+  sought by time either: a backfill published today can carry last year's events, so
+  records are filtered by ``occurred_at`` instead.
 
 Records are written per partition in offset order, then concatenated in topic and
 partition order and sorted by event time (stable), so the replayed order, ties
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -94,37 +99,38 @@ async def read_topics(
             ]
             stats.partitions = len(partitions)
             consumer.assign(partitions)
-            ends = await consumer.end_offsets(partitions)
+            started_ms = int(time.time() * 1000)
             begins = await consumer.beginning_offsets(partitions)
-            firsts = dict(begins)
+            firsts: dict[TopicPartition, int | None] = dict(begins)
             if start is not None:
                 stamp = max(0, int((start - margin_seconds) * 1000))
                 found = await consumer.offsets_for_times(dict.fromkeys(partitions, stamp))
                 for tp in partitions:
-                    hit = found.get(tp)
-                    firsts[tp] = ends[tp] if hit is None else max(begins[tp], hit.offset)
+                    hit = found.get(tp)  # None: nothing was published since then
+                    firsts[tp] = None if hit is None else max(begins[tp], hit.offset)
             files = {tp: directory / f"{i:05d}.ndjson" for i, tp in enumerate(partitions)}
             handles = {tp: open(files[tp], "wb") for tp in partitions}  # noqa: SIM115
             try:
                 pending = set()
                 for tp in partitions:
-                    if firsts[tp] < ends[tp]:
-                        consumer.seek(tp, firsts[tp])
+                    first = firsts[tp]
+                    if first is not None:
+                        consumer.seek(tp, first)
                         pending.add(tp)
                 consumer.pause(*(set(partitions) - pending))
                 while pending:
                     batches = await consumer.getmany(*pending, timeout_ms=poll_ms)
+                    if not any(batches.values()):
+                        break  # caught up everywhere
                     for tp, records in batches.items():
                         out = handles[tp]
                         for record in records:
-                            if record.offset >= ends[tp]:
+                            if record.timestamp >= started_ms:
+                                pending.discard(tp)  # published after the read began
+                                consumer.pause(tp)
                                 break
                             stats.records += 1
                             _keep(record.value, out, stats, tp.topic, start, end)
-                    for tp in list(pending):
-                        if await consumer.position(tp) >= ends[tp]:
-                            pending.discard(tp)
-                            consumer.pause(tp)
             finally:
                 for handle in handles.values():
                     handle.close()
