@@ -192,6 +192,8 @@ def _delta(row: dict[str, Any], digits: int = 3) -> str:
     delta = row["delta"]
     if delta is None:
         return "n/a"
+    if abs(delta) < 0.5 * 10**-digits:  # rounds to zero: no "better" or "worse" to read
+        return f"{0.0:+.{digits}f}"
     mark = {True: " <span class='good'>better</span>", False: " <span class='bad'>worse</span>"}
     return f"{delta:+.{digits}f}{mark.get(row['better'], '')}"
 
@@ -310,6 +312,15 @@ def _reasons_list(items: list[dict[str, Any]]) -> str:
     )
 
 
+def _moved(group: dict[str, Any], where: str) -> str:
+    if not group["accounts"]:
+        return f"none to {where} band"
+    return (
+        f"{group['accounts']:,} to {where} band, of which {_pct(group['churn_rate'])} churned "
+        "afterwards"
+    )
+
+
 EXTRA_CSS = """
 .good{color:#1b7f5a;font-weight:600}.bad{color:#c23b3b;font-weight:600}
 td.left{text-align:left;font-size:.85em}td.moved{background:#fff6e0}
@@ -378,8 +389,7 @@ scoring core. Of {document["baseline"]["accounts"]:,} accounts scored at the cut
 {_pct(document["baseline"]["churn_rate"])} churned afterwards. Health ROC AUC went from
 {_fmt(diff["auc"]["baseline"])} to {_fmt(diff["auc"]["proposed"])}{interval_text}.
 {changes["changed"]:,} accounts ({_pct(changed_share)}) would change band:
-{down["accounts"]:,} to a riskier band, of which {_pct(down["churn_rate"])} churned, and
-{up["accounts"]:,} to a safer band, of which {_pct(up["churn_rate"])} churned.</p>
+{_moved(down, "a riskier")} and {_moved(up, "a safer")}.</p>
 {_checks_table(document)}
 <p class="muted">Exit status 1 when a check fails (the figure got worse than the baseline by more
 than allowed), else 0. "Better" means the health AUC rose by more than the AUC allowance.</p>
