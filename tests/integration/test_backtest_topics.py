@@ -21,17 +21,18 @@ from simulator import generate
 from simulator.ndjson import iter_lines, write_events
 from simulator.replay import replay
 
+REPO = Path(__file__).resolve().parents[2]
 FROM = "2024-02-01"
 TO = "2024-05-20"
 
 
 @pytest.fixture
 async def published(kafka_settings: Settings, tmp_path: Path) -> Path:
-    """A small simulated history (30 accounts, 150 days), published to the event topics."""
+    """A small simulated history (24 accounts, 150 days, many churners), published."""
     path = tmp_path / "history.ndjson"
-    write_events(generate(30, 150, 5), path)
+    write_events(generate(24, 150, 5, churn_rate=0.6), path)
     stats = await replay(kafka_settings, iter_lines(path), max_in_flight=8)
-    assert stats.published > 1000
+    assert stats.published > 10_000
     return path
 
 
@@ -100,8 +101,7 @@ async def test_backtest_from_topics_matches_the_file_and_leaves_live_groups_alon
     finally:
         await live.stop()
 
-    scorecard = tmp_path / "proposed.toml"
-    scorecard.write_text('version = "heavier-usage"\n[weights]\nusage = 0.6\n')
+    scorecard = REPO / "docs" / "trust" / "sim-worse.toml"
     common = ["--scorecard", str(scorecard), "--from", FROM, "--to", TO]
     common += ["--cutoff", "2024-04-15", "--tick-hours", "168", "--quiet", "--bootstrap", "50"]
     monkeypatch.setenv(
@@ -115,11 +115,12 @@ async def test_backtest_from_topics_matches_the_file_and_leaves_live_groups_alon
     )
     from_file = tmp_path / "file.json"
     code_file = main(["backtest", *common, "--events", str(published), "--json", str(from_file)])
-    assert code_topics == code_file
+    assert code_topics == code_file == 1  # the survey-only scorecard is worse, both ways
     a = orjson.loads(from_topics.read_bytes())
     b = orjson.loads(from_file.read_bytes())
     assert a["run"]["source"]["kind"] == "topics" and b["run"]["source"]["kind"] == "file"
     assert a["run"]["events"] == b["run"]["events"] > 0
+    assert a["verdict"] == "worse"
     for key in ("verdict", "checks", "diff", "reasons", "alerts_per_week", "band_changes"):
         assert a[key] == b[key], key
 
