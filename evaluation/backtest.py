@@ -24,11 +24,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 
 from evaluation.analysis import analyse, risk_arrays
 from evaluation.metrics import roc_auc
 from evaluation.runner import DAY, EvaluationRunner, RunResult, churn_label
 from services.scorer.core import Alert, DriverItem, Scorecard
+from services.scorer.core.events import parse_timestamp
 
 BANDS = ("red", "yellow", "green")
 BAND_RANK = {"red": 0, "yellow": 1, "green": 2}
@@ -113,7 +115,7 @@ def replay_side_by_side(
     """
     skipped = 0
     for number, raw in lines:
-        if start is not None and _occurred_at(raw) < start:
+        if start is not None and occurred_at(raw) < start:
             skipped += 1
         else:
             for side in sides:
@@ -128,12 +130,8 @@ def replay_side_by_side(
     return skipped
 
 
-def _occurred_at(raw: bytes) -> float:
+def occurred_at(raw: bytes) -> float:
     """Event time of a raw line, or +inf when it has none (the runner then rejects it)."""
-    import orjson
-
-    from services.scorer.core.events import parse_timestamp
-
     try:
         return parse_timestamp(orjson.loads(raw)["occurred_at"])
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
@@ -471,7 +469,7 @@ def compare(
     _, y_b, risks_b = risk_arrays(baseline.result)
     _, y_p, risks_p = risk_arrays(proposed.result)
     if not np.array_equal(y_b, y_p):  # labels come from events only, never the scorecard
-        raise AssertionError("the two replays disagree on churn labels")
+        raise RuntimeError("the two replays disagree on churn labels")
     diff = figure_diff(sum_b, sum_p)
     diff["auc"]["interval"] = paired_auc_interval(
         y_b, risks_b["health"], risks_p["health"], resamples=resamples

@@ -24,7 +24,14 @@ import orjson
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from evaluation.backtest import Check, Side, compare, make_side, replay_side_by_side
+from evaluation.backtest import (
+    Check,
+    Side,
+    compare,
+    make_side,
+    occurred_at,
+    replay_side_by_side,
+)
 from evaluation.cli import _iso, parse_moment
 from evaluation.runner import DAY, UnsortedInput
 from evaluation.sorting import sort_events
@@ -129,11 +136,9 @@ def checks_from(args: argparse.Namespace) -> list[Check]:
 
 def last_event_time(path: Path) -> float:
     """The latest ``occurred_at`` of a file (one cheap pass: no scoring)."""
-    from evaluation.backtest import _occurred_at
-
     latest = None
     for _, raw in iter_lines(path):
-        ts = _occurred_at(raw)
+        ts = occurred_at(raw)
         if ts != float("inf") and (latest is None or ts > latest):
             latest = ts
     if latest is None:
