@@ -27,7 +27,9 @@ from typing import Any
 
 from services.scorer.core import (
     AccountState,
+    Alert,
     ChurnModel,
+    DriverItem,
     InvalidEvent,
     Scorecard,
     ScoringEngine,
@@ -90,6 +92,7 @@ class Snapshot:
     band: str
     recency_days: float
     frequency: int
+    drivers: tuple[DriverItem, ...] = ()  # the top reasons behind the score at the cutoff
 
 
 @dataclass
@@ -124,8 +127,12 @@ class EvaluationRunner:
         tick_hours: float = 24.0,  # 0 = label ticks only (no periodic timers)
         learn: bool = True,
         strict: bool = True,
+        on_alert: Callable[[Alert], Any] | None = None,
     ) -> None:
+        """``on_alert``: called with every alert the core raises (e.g. to count them all,
+        where the per-account track keeps only the latest ``MAX_ALERTS_KEPT``)."""
         self.scorecard = scorecard
+        self.on_alert = on_alert
         self.model = ChurnModel(scorecard.model) if learn else None
         self.engine = ScoringEngine(scorecard, self.model)
         self.cutoff = cutoff
@@ -174,6 +181,8 @@ class EvaluationRunner:
             track = self.tracks[account_id]
             for alert in outcome.alerts:
                 track.alert_times.append((float(alert.occurred_at), str(alert.reason)))
+                if self.on_alert is not None:
+                    self.on_alert(alert)
             self.counts["alerts"] += len(outcome.alerts)
 
     def _schedule(self, account_id: str, state: AccountState) -> None:
@@ -277,6 +286,7 @@ class EvaluationRunner:
                 band=str(result.band),
                 recency_days=(cutoff - track.last_activity_ts) / DAY,
                 frequency=track.activity_before_cutoff,
+                drivers=tuple(result.drivers),
             )
         self.snapshots = snapshots
 

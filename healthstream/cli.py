@@ -39,6 +39,7 @@ COMMANDS = [
     Command("simulate", "simulator.cli", "generate realistic SaaS events (NDJSON)"),
     Command("datasets", "simulator.datasets", "convert shipped real datasets to canonical events"),
     Command("evaluate", "evaluation.cli", "replay events through the scoring core and report"),
+    Command("backtest", "evaluation.backtest_cli", "compare two scorecards on history; gate CI"),
     Command("bench", "benchmarks.cli", "measure throughput, latency and memory side by side"),
 ]
 
