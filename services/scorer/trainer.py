@@ -144,7 +144,7 @@ class Trainer:
             self.metrics.invalid.inc()
             log.warning("undecodable training example skipped", exc_info=True)
             return
-        self.model.learn_one(example.features, example.label)
+        self.model.learn_one(example.features, example.label, example.scorecard)
         self._since_snapshot += 1
         self.metrics.examples.inc()
 
