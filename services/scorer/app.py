@@ -407,6 +407,7 @@ class Scorer:
         auc = model.rolling_auc
         self.metrics.model_auc.set(float("nan") if auc is None else auc)
         self.metrics.model_labels.set(model.labels_seen)
+        self.metrics.blend.export(model.blend_reason())
         log.info(
             "model snapshot loaded",
             extra={"model_version": model.version, "labels_seen": model.labels_seen},

@@ -171,6 +171,7 @@ class Trainer:
         auc = self.model.rolling_auc
         self.metrics.auc.set(float("nan") if auc is None else auc)
         self.metrics.labels.set(self.model.labels_seen)
+        self.metrics.blend.export(self.model.blend_reason())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
