@@ -34,7 +34,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from healthstream.kafka import ConsumerLag, make_consumer, make_producer
 from healthstream.logs import configure_logging
 from services.scorer.core import ChurnModel, TrainingExample, load_scorecard
-from services.scorer.metrics import TrainerMetrics
+from services.scorer.metrics import TrainerMetrics, export_blend
 from services.scorer.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class Trainer:
         auc = self.model.rolling_auc
         self.metrics.auc.set(float("nan") if auc is None else auc)
         self.metrics.labels.set(self.model.labels_seen)
-        self.metrics.blend.export(self.model.blend_reason())
+        export_blend(self.metrics.blend_weight, self.metrics.blend_auc, self.model.blend_reason())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
