@@ -22,11 +22,19 @@ from evaluation.metrics import (
 )
 from evaluation.runner import DAY, EARLY_DAYS, RunResult, churn_label
 
-SCORES = ("health", "churn_probability", "scorecard", "recency_baseline", "frequency_baseline")
+SCORES = (
+    "health",
+    "churn_probability",
+    "scorecard",
+    "model_probability",
+    "recency_baseline",
+    "frequency_baseline",
+)
 LABELS = {
     "health": "Health score (low = risk)",
-    "churn_probability": "Churn probability",
+    "churn_probability": "Churn probability (blended)",
     "scorecard": "Scorecard alone",
+    "model_probability": "Churn model alone",
     "recency_baseline": "Baseline: days since last activity",
     "frequency_baseline": "Baseline: number of events",
 }
@@ -50,7 +58,10 @@ def risk_arrays(result: RunResult) -> tuple[list[str], np.ndarray, dict[str, np.
         "recency_baseline": np.array([s.recency_days for s in snaps], dtype=np.float64),
         "frequency_baseline": -np.array([s.frequency for s in snaps], dtype=np.float64),
     }
-    return ids, labels, risks
+    model = [s.model_probability for s in snaps]
+    if snaps and all(p is not None for p in model):  # absent in runs without learning
+        risks["model_probability"] = np.array(model, dtype=np.float64)
+    return ids, labels, {name: risks[name] for name in SCORES if name in risks}
 
 
 def alert_figures(
@@ -164,6 +175,31 @@ def early_warning(result: RunResult) -> dict[str, Any] | None:
     }
 
 
+def blend_figures(result: RunResult) -> dict[str, Any] | None:
+    """The model's weight in the health score over the replay, and why at the cutoff.
+
+    Each point is a refit of the blend on the labels known at that event time:
+    the weight chosen and the rolling AUCs (same recent window) that chose it.
+    """
+    if not result.model:
+        return None
+    history = [
+        {
+            "at": p.ts,
+            "labels": p.labels,
+            "weight": p.weight,
+            "auc_scorecard": p.auc_scorecard,
+            "auc_model": p.auc_model,
+            "auc_health": p.auc_health,
+        }
+        for p in result.blend_history
+    ]
+    return {
+        "at_cutoff": result.model.get("blend"),
+        "history": history,
+    }
+
+
 def analyse(
     result: RunResult, *, alert_window_days: float = 30, lead_lookback_days: float = 90
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -172,12 +208,11 @@ def analyse(
     n = len(ids)
     if n == 0:
         raise ValueError("no account was active before the cutoff")
-    auc = {name: _nan_to_none(roc_auc(y, risks[name])) for name in SCORES}
-    ap = {name: _nan_to_none(pr_auc(y, risks[name])) for name in SCORES}
-    lift = {name: _nan_to_none(lift_at(y, risks[name], 0.1)) for name in SCORES}
-    deciles = {
-        name: [_nan_to_none(v) for v in lift_by_group(y, risks[name], 10)] for name in SCORES
-    }
+    names = list(risks)
+    auc = {name: _nan_to_none(roc_auc(y, risks[name])) for name in names}
+    ap = {name: _nan_to_none(pr_auc(y, risks[name])) for name in names}
+    lift = {name: _nan_to_none(lift_at(y, risks[name], 0.1)) for name in names}
+    deciles = {name: [_nan_to_none(v) for v in lift_by_group(y, risks[name], 10)] for name in names}
     probs = risks["churn_probability"]
     table, brier, ece = calibration(y, np.clip(probs, 0.0, 1.0), bins=10)
     health = -risks["health"]
@@ -192,7 +227,7 @@ def analyse(
             "share_of_churners": float(y[mask].sum() / y.sum()) if y.sum() else None,
         }
     curves = {}
-    for name in SCORES:
+    for name in names:
         fpr, tpr, _ = roc_curve(y, risks[name])
         step = max(1, len(fpr) // 400)  # keep the JSON small
         curves[name] = {"fpr": fpr[::step].round(4).tolist(), "tpr": tpr[::step].round(4).tolist()}
@@ -225,6 +260,7 @@ def analyse(
         "alerts": alerts,
         "early_warning": early_warning(result),
         "model": result.model,
+        "blend": blend_figures(result),
         "curves": curves,
     }
     return summary, plot_data

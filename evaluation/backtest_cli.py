@@ -168,8 +168,8 @@ def _read_history(
             raise ValueError("--from-topics needs --from (how far back to read)")
         target = tmp / "topics.ndjson"
         lateness = max(
-            load_scorecard(args.scorecard).allowed_lateness_hours,
-            load_scorecard(args.baseline).allowed_lateness_hours,
+            load_scorecard(args.scorecard).lateness_hours,
+            load_scorecard(args.baseline).lateness_hours,
         )
         read = asyncio.run(
             read_topics(

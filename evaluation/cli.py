@@ -132,6 +132,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     summary["run"] = {
         "events_file": str(args.events),
         "cutoff": _iso(result.cutoff),
+        "cutoff_ts": result.cutoff,
         "end": _iso(result.end),
         "first_event": _iso(result.first_ts),
         "last_event": _iso(result.last_ts),

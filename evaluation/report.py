@@ -18,13 +18,14 @@ matplotlib.use("Agg")  # headless: no display on servers and CI
 import matplotlib.pyplot as plt
 import numpy as np
 
-from evaluation.analysis import LABELS, SCORES
+from evaluation.analysis import LABELS
 from evaluation.metrics import roc_curve
 
 COLORS = {
     "health": "#1b7f5a",
     "churn_probability": "#6a4cc2",
     "scorecard": "#d08a1e",
+    "model_probability": "#c23b3b",
     "recency_baseline": "#888888",
     "frequency_baseline": "#bbbbbb",
 }
@@ -44,7 +45,7 @@ def _pct(value: Any) -> str:
 
 def plot_roc(plot: dict[str, Any], summary: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 5))
-    for name in SCORES:
+    for name in summary["auc"]:
         fpr, tpr, _ = roc_curve(plot["labels"], plot["risks"][name])
         auc = summary["auc"][name]
         width = 2.4 if name == "health" else 1.3
@@ -153,6 +154,69 @@ def plot_lift(summary: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_blend(summary: dict[str, Any], path: Path) -> None:
+    """The model's weight in the health score over time, with the rolling AUCs behind it."""
+    blend = summary.get("blend") or {}
+    history = blend.get("history") or []
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    if history:
+        days = [(p["at"] - history[0]["at"]) / 86400.0 for p in history]
+        ax.step(
+            days,
+            [p["weight"] for p in history],
+            where="post",
+            color="#1b7f5a",
+            lw=2,
+            label="Model weight in the health score",
+        )
+        for key, name, color in (
+            ("auc_scorecard", "scorecard", COLORS["scorecard"]),
+            ("auc_model", "model", COLORS["model_probability"]),
+        ):
+            values = [np.nan if p[key] is None else p[key] for p in history]
+            ax.plot(days, values, color=color, lw=1, label=f"Rolling AUC, {name} alone")
+        run = summary.get("run", {})
+        cutoff = run.get("cutoff_ts")
+        if cutoff is not None:
+            ax.axvline(
+                (cutoff - history[0]["at"]) / 86400.0, color="#444444", ls=":", lw=1, label="Cutoff"
+            )
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=8, loc="lower right")
+    else:
+        ax.text(0.5, 0.5, "No blend refit (no model, or too few labels)", ha="center", va="center")
+    ax.set_xlabel("Days since the first blend refit (event time)")
+    ax.set_ylabel("Weight / rolling AUC")
+    ax.set_title("How much the health score trusts the churn model, and why")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _blend_text(summary: dict[str, Any]) -> str:
+    """One paragraph: the weight at the cutoff and the recent-outcome AUCs that chose it."""
+    at = (summary.get("blend") or {}).get("at_cutoff")
+    if not at:
+        return "<p>No churn model ran (<code>--no-learning</code>): health is the scorecard.</p>"
+    weight = at.get("weight") or 0.0
+    card, model, mixed = at.get("auc_scorecard"), at.get("auc_model"), at.get("auc_health")
+    if card is None or model is None:
+        return (
+            "<p>At the cutoff the blend had not yet seen enough labelled examples of both "
+            "outcomes: health was the scorecard alone (model weight 0).</p>"
+        )
+    lead = "the churn model weighs most" if weight >= 0.5 else "the scorecard weighs most"
+    return (
+        f"<p>At the cutoff {lead}: model weight <b>{weight:.2f}</b>, chosen because, over "
+        f"the {int(at.get('window') or 0):,} most recent labelled examples known then, the "
+        f"scorecard alone ranked outcomes with rolling AUC {_fmt(card)}, the model alone "
+        f"{_fmt(model)} and this mixture {_fmt(mixed)} (the best of the candidate weights "
+        "0, 0.05, ..., 1). Those labels are the model's own short-horizon churn labels, "
+        "not this report's outcome window: the weight is earned online, never on the test."
+        "</p>"
+    )
 
 
 def plot_bands(summary: dict[str, Any], path: Path) -> None:
@@ -295,7 +359,7 @@ def _headline(summary: dict[str, Any]) -> str:
 
 def _table(summary: dict[str, Any]) -> str:
     rows = []
-    for name in SCORES:
+    for name in summary["auc"]:
         rows.append(
             "<tr>"
             f"<td>{html.escape(LABELS[name])}</td>"
@@ -356,6 +420,7 @@ def write_report(
         "distribution": out_dir / "score_distribution.png",
         "calibration": out_dir / "calibration.png",
         "lead": out_dir / "lead_time.png",
+        "blend": out_dir / "blend_weight.png",
     }
     plot_roc(plot, summary, files["roc"])
     plot_lift(summary, files["lift"])
@@ -363,6 +428,7 @@ def write_report(
     plot_distribution(plot, files["distribution"])
     plot_calibration(summary, files["calibration"])
     plot_lead_time(plot, summary, files["lead"])
+    plot_blend(summary, files["blend"])
     run = summary.get("run", {})
     alerts = summary["alerts"]
     lead = alerts["lead_time"]
@@ -403,6 +469,13 @@ Lift is how many times more often the riskiest 10% churn than the average accoun
 {_table(summary)}
 <div class="grid"><img src="roc.png" alt="ROC curves"><img src="lift_by_decile.png"
 alt="Lift by decile"></div>
+<h2>Scorecard or model: which does the health score trust?</h2>
+<p>health = (1 &minus; weight) &times; scorecard + weight &times; 100 &times; (1 &minus; model
+churn probability). The weight is re-chosen online every few dozen labels, from how well
+each candidate mixture ranked the most recent labelled examples (each scored by the
+scorecard as it stood then and by the model before it learned that label).</p>
+{_blend_text(summary)}
+<img src="blend_weight.png" alt="Model weight in the health score over time">
 <h2>Do low scores mean churn?</h2>
 <div class="grid"><img src="score_distribution.png" alt="Health score distribution by outcome">
 <img src="bands.png" alt="Churn rate by band"></div>
@@ -438,7 +511,8 @@ events before the cutoff.</li>
 <li><b>Model at the cutoff.</b> {html.escape(str(model.get("version", "n/a")))}, labels seen
 {model.get("labels_seen", "n/a")}, rolling AUC {_fmt(model.get("rolling_auc"))}, blend weight
 {_fmt(model.get("trusted_weight"))} (health = (1 &minus; weight) &times; scorecard + weight
-&times; model).</li>
+&times; model; the weight is earned on recent labels, see above). "Churn model alone" ranks
+by the model's probability at the cutoff whatever its weight.</li>
 <li><b>Scorecard.</b> <code>{html.escape(str(run.get("config", "")))}</code> (version
 {html.escape(str(run.get("scorecard_version", "")))}).</li>
 <li><b>Events.</b> {run.get("events", 0):,} applied, {run.get("invalid", 0)} invalid,

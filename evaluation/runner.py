@@ -35,6 +35,7 @@ from services.scorer.core import (
     ScoringEngine,
     parse_event,
 )
+from services.scorer.core.features import model_vector, vector_features
 
 DAY = 86400.0
 #: Events that state an outcome rather than activity: they never count as "still active".
@@ -42,6 +43,8 @@ CHURN_NAMES = frozenset({"subscription.canceled"})
 MAX_ALERTS_KEPT = 64
 #: "Did the *score* warn early?": each cancellation's health this many days before it.
 EARLY_DAYS = 30.0
+#: Points kept of the blend weight over time (thinned by half whenever full).
+MAX_BLEND_POINTS = 512
 
 
 class UnsortedInput(ValueError):
@@ -93,6 +96,19 @@ class Snapshot:
     recency_days: float
     frequency: int
     drivers: tuple[DriverItem, ...] = ()  # the top reasons behind the score at the cutoff
+    model_probability: float | None = None  # the churn model alone, whatever its weight
+
+
+@dataclass(slots=True)
+class BlendPoint:
+    """The blend as re-chosen at event time ``ts`` (after a refit on the labels known then)."""
+
+    ts: float
+    labels: int
+    weight: float
+    auc_scorecard: float | None
+    auc_model: float | None
+    auc_health: float | None
 
 
 @dataclass
@@ -103,6 +119,7 @@ class RunResult:
     tracks: dict[str, AccountTrack]
     cancellations: list[tuple[str, float]]
     early_ranks: list[EarlyRank] = field(default_factory=list)
+    blend_history: list[BlendPoint] = field(default_factory=list)
     events: int = 0
     ignored_after_end: int = 0
     invalid: int = 0
@@ -169,14 +186,19 @@ class EvaluationRunner:
         self.keep_ticks = keep
         self.histograms: deque[tuple[float, list[int]]] = deque(maxlen=max(keep, 1))
         self.early_ranks: list[EarlyRank] = []
+        self.blend_history: list[BlendPoint] = []
+        self.model_at_cutoff: dict[str, Any] = {}
+        self._blend_refits = 0
+        self._blend_stride = 1
 
     # -- outcomes ---------------------------------------------------------------------
     def _absorb(self, account_id: str, outcome: Any) -> None:
         self.states[account_id] = outcome.state
         if outcome.examples and self.model is not None:
             for example in outcome.examples:
-                self.model.learn_one(example.features, example.label)
+                self.model.learn_one(example.features, example.label, example.scorecard)
             self.counts["examples"] += len(outcome.examples)
+            self._record_blend(outcome.examples[-1].ts_label)
         if outcome.alerts:
             track = self.tracks[account_id]
             for alert in outcome.alerts:
@@ -184,6 +206,29 @@ class EvaluationRunner:
                 if self.on_alert is not None:
                     self.on_alert(alert)
             self.counts["alerts"] += len(outcome.alerts)
+
+    def _record_blend(self, ts: float) -> None:
+        """Remember the blend weight each time it is re-chosen (for the report's plot)."""
+        assert self.model is not None
+        selector = self.model.selector
+        if selector.refits == self._blend_refits:
+            return
+        self._blend_refits = selector.refits
+        if selector.refits % self._blend_stride:
+            return
+        self.blend_history.append(
+            BlendPoint(
+                ts,
+                self.model.labels_seen,
+                selector.weight,
+                selector.auc_scorecard,
+                selector.auc_model,
+                selector.auc_health,
+            )
+        )
+        if len(self.blend_history) >= MAX_BLEND_POINTS:
+            self.blend_history = self.blend_history[::2]
+            self._blend_stride *= 2
 
     def _schedule(self, account_id: str, state: AccountState) -> None:
         """Remember when this account's earliest pending label becomes known."""
@@ -287,8 +332,24 @@ class EvaluationRunner:
                 recency_days=(cutoff - track.last_activity_ts) / DAY,
                 frequency=track.activity_before_cutoff,
                 drivers=tuple(result.drivers),
+                model_probability=(
+                    None
+                    if self.model is None
+                    else self.model.predict_proba_one(
+                        vector_features(model_vector(result.features))
+                    )
+                ),
             )
         self.snapshots = snapshots
+        if self.model is not None:  # what scored the snapshots (it keeps learning afterwards)
+            self.model_at_cutoff = {
+                "version": self.model.version,
+                "labels_seen": self.model.labels_seen,
+                "positives": self.model.positives,
+                "rolling_auc": self.model.rolling_auc,
+                "trusted_weight": self.model.trusted_weight(),
+                "blend": self.model.blend_reason(),
+            }
 
     # -- main loop ------------------------------------------------------------------
     def feed(self, number: int, raw: bytes | str) -> None:
@@ -374,15 +435,6 @@ class EvaluationRunner:
             if self.max_ts < self.cutoff:
                 raise ValueError("no event after the cutoff: nothing to label churn with")
             self._take_snapshot()
-        model: dict[str, Any] = {}
-        if self.model is not None:
-            model = {
-                "version": self.model.version,
-                "labels_seen": self.model.labels_seen,
-                "positives": self.model.positives,
-                "rolling_auc": self.model.rolling_auc,
-                "trusted_weight": self.model.trusted_weight(),
-            }
         assert self.snapshots is not None
         return RunResult(
             cutoff=self.cutoff,
@@ -391,6 +443,7 @@ class EvaluationRunner:
             tracks=self.tracks,
             cancellations=self.cancellations,
             early_ranks=self.early_ranks,
+            blend_history=self.blend_history,
             events=self.counts["events"],
             ignored_after_end=self.counts["ignored_after_end"],
             invalid=self.counts["invalid"],
@@ -398,7 +451,7 @@ class EvaluationRunner:
             late=self.counts["late"],
             alerts=self.counts["alerts"],
             examples=self.counts["examples"],
-            model=model,
+            model=self.model_at_cutoff,
             first_ts=self.first_ts,
             last_ts=self.max_ts if self.first_ts is not None else None,
         )

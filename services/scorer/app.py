@@ -35,7 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from healthstream.kafka import make_consumer
 from services.scorer.consumer import BatchingConsumer, BatchingTransport
 from services.scorer.core import ChurnModel, Scorecard, ScoringEngine, load_scorecard
-from services.scorer.metrics import ScorerMetrics
+from services.scorer.metrics import ScorerMetrics, export_blend
 from services.scorer.processor import BatchProcessor, OutRecord
 from services.scorer.recovery import ScorerTableManager
 from services.scorer.settings import ScorerSettings
@@ -427,6 +427,7 @@ class Scorer:
         auc = model.rolling_auc
         self.metrics.model_auc.set(float("nan") if auc is None else auc)
         self.metrics.model_labels.set(model.labels_seen)
+        export_blend(self.metrics.blend_weight, self.metrics.blend_auc, model.blend_reason())
         log.info(
             "model snapshot loaded",
             extra={"model_version": model.version, "labels_seen": model.labels_seen},

@@ -112,6 +112,7 @@ class ScorerMetrics:
             registry=registry,
         )
         self.model_auc.set(float("nan"))
+        self.blend_weight, self.blend_auc = blend_gauges(p, "snapshot in use", registry)
 
 
 class TrainerMetrics:
@@ -137,3 +138,35 @@ class TrainerMetrics:
             registry=registry,
         )
         self.auc.set(float("nan"))
+        self.blend_weight, self.blend_auc = blend_gauges(p, "model being trained", registry)
+
+
+BLEND_PARTS = ("scorecard", "model", "health")
+
+
+def blend_gauges(prefix: str, which: str, registry: CollectorRegistry) -> tuple[Gauge, Gauge]:
+    """The model's weight in the health score, and the recent-outcome AUCs that chose it."""
+    weight = Gauge(
+        prefix + "blend_model_weight",
+        f"Weight of the churn model in the health score ({which}); 1 - it is the scorecard's.",
+        registry=registry,
+    )
+    auc = Gauge(
+        prefix + "blend_rolling_auc",
+        f"Rolling ROC AUC on the recent labelled examples the blend weight was chosen on "
+        f"({which}), by part: scorecard alone, model alone, the chosen mix (health).",
+        ["part"],
+        registry=registry,
+    )
+    weight.set(0.0)
+    for part in BLEND_PARTS:
+        auc.labels(part).set(float("nan"))
+    return weight, auc
+
+
+def export_blend(weight: Gauge, auc: Gauge, reason: dict[str, float | None]) -> None:
+    """Set both from ``ChurnModel.blend_reason()`` (NaN for an AUC not yet defined)."""
+    weight.set(reason["weight"] or 0.0)
+    for part in BLEND_PARTS:
+        value = reason[f"auc_{part}"]
+        auc.labels(part).set(float("nan") if value is None else value)

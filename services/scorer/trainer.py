@@ -38,7 +38,7 @@ from healthstream.http import probes_router
 from healthstream.kafka import ConsumerLag, make_consumer, make_producer
 from healthstream.logs import configure_logging
 from services.scorer.core import ChurnModel, TrainingExample, load_scorecard
-from services.scorer.metrics import TrainerMetrics
+from services.scorer.metrics import TrainerMetrics, export_blend
 from services.scorer.settings import ScorerSettings
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class Trainer:
             self.metrics.invalid.inc()
             log.warning("undecodable training example skipped", exc_info=True)
             return
-        self.model.learn_one(example.features, example.label)
+        self.model.learn_one(example.features, example.label, example.scorecard)
         self._since_snapshot += 1
         self.metrics.examples.inc()
 
@@ -187,6 +187,7 @@ class Trainer:
         auc = self.model.rolling_auc
         self.metrics.auc.set(float("nan") if auc is None else auc)
         self.metrics.labels.set(self.model.labels_seen)
+        export_blend(self.metrics.blend_weight, self.metrics.blend_auc, self.model.blend_reason())
 
 
 def probe_app(trainer: Trainer, registry: CollectorRegistry = REGISTRY) -> FastAPI:

@@ -10,7 +10,8 @@ validation cutoff, then score those states under each candidate usage configurat
 and rank candidates by the ROC AUC of the scorecard score.
 Step 2 (model, ``model`` argument): per label horizon, one replay with online learning
 up to the validation cutoff; print the model's labels, rolling AUC, the AUC of the
-model alone, and the health AUC under a grid of blend (trust) settings.
+model alone, the weight the blend earned online and the health AUC with it (and,
+for comparison, with fixed weights).
 The choices and their figures are in README.md here.
 
 Run from the repository root (the NDJSON comes from ``healthstream datasets cdnow``):
@@ -35,17 +36,12 @@ from services.scorer.core import (
     ScoringEngine,
     load_scorecard,
 )
+from services.scorer.core.blend import mix
+from services.scorer.core.features import model_vector, vector_features
 from simulator.ndjson import iter_lines
 
 VALIDATION_CUTOFF = parse_moment("1997-06-30")
 VALIDATION_END = parse_moment("1997-09-30")
-FULL_TRUST = {
-    "min_labels": 1,
-    "min_auc": 0.5,
-    "full_trust_auc": 0.5,
-    "full_trust_labels": 1,
-    "max_weight": 1.0,
-}
 
 
 class FreezingRunner(EvaluationRunner):
@@ -113,7 +109,7 @@ def step1_usage(path: str) -> None:
 
 
 def step2_model(path: str, usage: dict[str, float], horizons: list[float]) -> None:
-    """Per label horizon: one replay with learning; then every blend setting offline."""
+    """Per label horizon: one replay with learning; then the earned and fixed blends offline."""
     for horizon in horizons:
         sc = candidate(candidate(None, "usage", **usage), "labels", horizon_days=horizon)
         frozen, labels, model_raw = states_at_cutoff(path, sc, learn=True)
@@ -121,33 +117,23 @@ def step2_model(path: str, usage: dict[str, float], horizons: list[float]) -> No
         ids = sorted(labels)
         y = np.array([labels[a] for a in ids])
         states = {a: AccountState.from_bytes(frozen[a]) for a in ids}
-        base_model = ChurnModel.from_snapshot(model_raw)
-        # The model alone: a blend that trusts it fully whenever its rolling AUC beats 0.5.
-        alone = candidate(sc, "model", **FULL_TRUST)
-        full = ChurnModel.from_snapshot(model_raw, blend=alone.model)
-        engine = ScoringEngine(alone, full)
-        p_alone = [engine.score(states[a], VALIDATION_CUTOFF).churn_probability for a in ids]
-        # A model whose rolling AUC is below 0.5 is never trusted: there is no "model alone".
-        alone_auc = f"{roc_auc(y, np.array(p_alone)):.4f}" if full.trusted_weight() > 0 else "n/a"
+        model = ChurnModel.from_snapshot(model_raw)
+        engine = ScoringEngine(sc, model)
+        results = [engine.score(states[a], VALIDATION_CUTOFF) for a in ids]
+        vectors = [vector_features(model_vector(r.features)) for r in results]
+        p_alone = np.array([model.predict_proba_one(v) for v in vectors])
+        card = np.array([r.scorecard_score for r in results])
+        reason = model.blend_reason()
         print(
-            f"horizon {horizon}: labels {base_model.labels_seen}, "
-            f"rolling AUC {base_model.rolling_auc:.4f}, "
-            f"trust at the cutoff {base_model.trusted_weight():.3f}, "
-            f"model alone AUC {alone_auc}"
+            f"horizon {horizon}: labels {model.labels_seen}, "
+            f"rolling AUC {model.rolling_auc:.4f}, model alone AUC {roc_auc(y, p_alone):.4f}, "
+            f"scorecard AUC {roc_auc(y, -card):.4f}, earned weight {reason['weight']:.2f} "
+            f"-> health AUC {roc_auc(y, np.array([-r.score for r in results])):.4f}"
         )
-        for min_auc, max_weight in itertools.product((0.55, 0.6, 0.65), (0.3, 0.5, 0.7, 0.9)):
-            variant = candidate(sc, "model", min_auc=min_auc, max_weight=max_weight)
-            model = ChurnModel.from_snapshot(model_raw, blend=variant.model)
-            engine = ScoringEngine(variant, model)
-            results = [engine.score(states[a], VALIDATION_CUTOFF) for a in ids]
-            health = roc_auc(y, np.array([-r.score for r in results]))
-            prob = roc_auc(y, np.array([r.churn_probability for r in results]))
-            card = roc_auc(y, np.array([-r.scorecard_score for r in results]))
-            print(
-                f"  min_auc {min_auc} max_weight {max_weight}: trust "
-                f"{model.trusted_weight():.2f} health {health:.4f} "
-                f"p {prob:.4f} scorecard {card:.4f}"
-            )
+        # For transparency, the health AUC had the weight been fixed instead of earned.
+        for weight in (0.0, 0.25, 0.5, 0.75, 1.0):
+            health = np.array([mix(c, p, weight) for c, p in zip(card, p_alone, strict=True)])
+            print(f"  fixed weight {weight}: health {roc_auc(y, -health):.4f}")
 
 
 if __name__ == "__main__":

@@ -213,7 +213,7 @@ class ScoringEngine:
         self._maybe_snapshot(state, now, f)
         if examples and self.learn_inline and self.model is not None:
             for example in examples:
-                self.model.learn_one(example.features, example.label)
+                self.model.learn_one(example.features, example.label, example.scorecard)
         return self._finish(state, now, f, event.name, examples)
 
     def tick(self, state: AccountState, now: float) -> Outcome:
@@ -227,7 +227,7 @@ class ScoringEngine:
         examples = labels.resolve_due(state, now, self._horizon) if state.pending else []
         if examples and self.learn_inline and self.model is not None:
             for example in examples:
-                self.model.learn_one(example.features, example.label)
+                self.model.learn_one(example.features, example.label, example.scorecard)
         f = compute_features(state, now, self.scorecard)
         return self._finish(state, now, f, None, examples)
 
@@ -575,7 +575,9 @@ class ScoringEngine:
             return
         if pending and now - pending[-1][0] < self._snapshot_every:
             return
-        pending.append([now, 0.0, *model_vector(f)])
+        # The scorecard score taken with the features: the blend judges both parts on it.
+        card = self._card_score(self._results(state, f))[0]
+        pending.append([now, 0.0, *model_vector(f), round_to(card, 100.0)])
 
     def _record_score(self, state: AccountState, now: float, score: float) -> float:
         """Keep the daily max score for 8 days; return the drop from the 7-day max."""
@@ -603,8 +605,13 @@ class ScoringEngine:
 
     def _score(self, state: AccountState, now: float, f: dict[str, float]) -> Scored:
         """The health numbers; drivers and the ``HealthResult`` are built only on demand."""
+        return self._combine(now, f, self._results(state, f))
+
+    def _results(
+        self, state: AccountState, f: dict[str, float]
+    ) -> tuple[comp.ComponentResult, ...]:
         sc = self.scorecard
-        results = (
+        return (
             comp.usage(f, sc),
             comp.engagement(f, sc, state.seats),
             comp.support(f, sc),
@@ -612,24 +619,28 @@ class ScoringEngine:
             comp.sentiment(f, sc),
             comp.lifecycle(f, sc),
         )
-        return self._combine(now, f, results)
 
-    def _combine(
-        self, now: float, f: dict[str, float], results: tuple[comp.ComponentResult, ...]
-    ) -> Scored:
-        """Weighted mean of the components, blended with the model when it counts."""
-        sc = self.scorecard
+    def _card_score(self, results: tuple[comp.ComponentResult, ...]) -> tuple[float, float]:
+        """Weighted mean of the components that have data (neutral when none has), and the
+        total weight of those components."""
         total = 0.0
         for weight, result in zip(self._weight_list, results, strict=True):
             if result is not None:
                 total += weight
-        if total > 0:
-            scorecard_score = 0.0
-            for weight, result in zip(self._weight_list, results, strict=True):
-                if result is not None:
-                    scorecard_score += weight / total * result[0]
-        else:
-            scorecard_score = sc.neutral_score
+        if total <= 0:
+            return self.scorecard.neutral_score, total
+        scorecard_score = 0.0
+        for weight, result in zip(self._weight_list, results, strict=True):
+            if result is not None:
+                scorecard_score += weight / total * result[0]
+        return scorecard_score, total
+
+    def _combine(
+        self, now: float, f: dict[str, float], results: tuple[comp.ComponentResult, ...]
+    ) -> Scored:
+        """The scorecard score blended with the model by the weight it earned (see blend.py)."""
+        sc = self.scorecard
+        scorecard_score, total = self._card_score(results)
         p_card = 1.0 / (1.0 + math.exp((scorecard_score - 50.0) / 10.0))
         model = self.model
         model_p: float | None = None
@@ -637,7 +648,10 @@ class ScoringEngine:
         final = scorecard_score
         churn = p_card
         version = sc.version
+        model_auc: float | None = None
         if model is not None and trust > 0:
+            if trust >= 0.5:
+                model_auc = model.selector.auc_model
             model_p = model.predict_proba_one(vector_features(model_vector(f)))
             model_score = 100.0 * (1.0 - model_p)
             final = (1.0 - trust) * scorecard_score + trust * model_score
@@ -661,6 +675,7 @@ class ScoringEngine:
             version,
             now,
             f,
+            model_auc,
         )
 
 
@@ -680,6 +695,7 @@ class Scored:
         "band",
         "churn",
         "features",
+        "model_auc",
         "model_p",
         "results",
         "score",
@@ -703,7 +719,9 @@ class Scored:
         version: str,
         as_of: float,
         features: dict[str, float],
+        model_auc: float | None = None,
     ) -> None:
+        """``model_auc``: the model's rolling AUC on recent outcomes, set when it weighs most."""
         self._engine = engine
         self._health: HealthResult | None = None
         self.score = score
@@ -717,6 +735,7 @@ class Scored:
         self.version = version
         self.as_of = as_of
         self.features = features
+        self.model_auc = model_auc
 
     def health(self) -> HealthResult:
         """The full ``HealthResult`` (components, top drivers with sentences), built once."""
@@ -738,20 +757,30 @@ class Scored:
             for feature, delta, sentence in parts:
                 signals.append((share * delta, feature, name, sentence))
         model_p = self.model_p
+        model_signal: tuple[float, str, str, comp.Text] | None = None
         if model_p is not None:
             model_score = 100.0 * (1.0 - model_p)
-            signals.append(
-                (
-                    self.trust * (model_score - self.scorecard_score),
-                    "churn_model",
-                    "model",
-                    f"churn model sees {model_p:.0%} churn risk",
+            sentence = f"churn model sees {model_p:.0%} churn risk"
+            auc = self.model_auc
+            if auc is not None:
+                sentence += (
+                    f"; right {auc:.0%} of the time on recent outcomes, it weighs most"
+                    f" ({self.trust:.0%})"
                 )
+            model_signal = (
+                self.trust * (model_score - self.scorecard_score),
+                "churn_model",
+                "model",
+                sentence,
             )
+            signals.append(model_signal)
         signals.sort(key=lambda s: (-abs(s[0]), s[1], s[2]))
+        kept = signals[: sc.max_drivers]
+        if self.model_auc is not None and model_signal is not None and model_signal not in kept:
+            kept[-1] = model_signal  # the part that weighs most is always named
         drivers = [
             DriverItem(feature, component, round_to(points, 100.0), comp.text_of(sentence))
-            for points, feature, component, sentence in signals[: sc.max_drivers]
+            for points, feature, component, sentence in kept
         ]
         self._health = HealthResult(
             score=self.score,

@@ -11,14 +11,19 @@ only at the event time the label becomes known:
   (inactivity churn), else 0 (retained) - known at ``t + horizon``.
 
 Snapshots use features as of the account's watermark (never of a late event's
-time), so they contain nothing from after ``t``.
+time), so they contain nothing from after ``t``. A snapshot is
+``[t, saw_usage, *model vector, scorecard score at t]``; the score (absent from
+snapshots recorded before it was kept) lets the blend judge the scorecard on the
+same outcomes as the model.
 """
 
 from __future__ import annotations
 
-from services.scorer.core.features import vector_features
+from services.scorer.core.features import MODEL_FEATURES, vector_features
 from services.scorer.core.results import TrainingExample
 from services.scorer.core.state import AccountState
+
+_SCORE_AT = 2 + len(MODEL_FEATURES)
 
 
 def _example(
@@ -27,9 +32,10 @@ def _example(
     return TrainingExample(
         account_id=state.account_id,
         ts_features=snap[0],
-        features=vector_features(snap[2:]),
+        features=vector_features(snap[2:_SCORE_AT]),
         label=label,
         ts_label=ts_label,
+        scorecard=snap[_SCORE_AT] if len(snap) > _SCORE_AT else None,
     )
 
 

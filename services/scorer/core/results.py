@@ -119,34 +119,42 @@ class Alert:
 
 @dataclass(slots=True)
 class TrainingExample:
-    """(features at ``ts_features``, outcome known at ``ts_label``): label 1 churn, 0 retained."""
+    """(features at ``ts_features``, outcome known at ``ts_label``): label 1 churn, 0 retained.
+
+    ``scorecard``: the scorecard score taken with the features, so the blend can
+    judge scorecard and model on the same outcome (None in examples from before it).
+    """
 
     account_id: str
     ts_features: float
     features: dict[str, float]
     label: int
     ts_label: float
+    scorecard: float | None = None
 
     def to_json_bytes(self) -> bytes:
-        return orjson.dumps(
-            {
-                "account_id": self.account_id,
-                "ts_features": self.ts_features,
-                "features": self.features,
-                "label": self.label,
-                "ts_label": self.ts_label,
-            }
-        )
+        data: dict[str, Any] = {
+            "account_id": self.account_id,
+            "ts_features": self.ts_features,
+            "features": self.features,
+            "label": self.label,
+            "ts_label": self.ts_label,
+        }
+        if self.scorecard is not None:
+            data["scorecard"] = self.scorecard
+        return orjson.dumps(data)
 
     @classmethod
     def from_json_bytes(cls, raw: bytes | str) -> TrainingExample:
         data = orjson.loads(raw)
+        scorecard = data.get("scorecard")
         return cls(
             account_id=str(data["account_id"]),
             ts_features=float(data["ts_features"]),
             features={str(k): float(v) for k, v in data["features"].items()},
             label=int(data["label"]),
             ts_label=float(data["ts_label"]),
+            scorecard=None if scorecard is None else float(scorecard),
         )
 
 

@@ -170,14 +170,21 @@ class Labels(_Strict):
 
 
 class ModelBlend(_Strict):
-    """Trust the model only as it earns it: enough labels and a good rolling AUC."""
+    """How the health score earns its mix of scorecard and churn model from recent outcomes.
+
+    Every labelled example is scored, before the model learns it, by the
+    scorecard (as it stood when the example's features were taken) and by the
+    model; every ``refit_every`` labels the weight whose mixture ranked the last
+    ``auc_window`` examples best (rolling ROC AUC) becomes the model's weight.
+    """
 
     min_labels: int = Field(default=200, ge=1)
-    min_auc: float = Field(default=0.65, ge=0.5, le=1)
-    full_trust_auc: float = Field(default=0.85, ge=0.5, le=1)
-    full_trust_labels: int = Field(default=2000, ge=1)
-    max_weight: float = Field(default=0.5, ge=0, le=1)
-    auc_window: int = Field(default=1000, ge=10)
+    min_class_labels: int = Field(default=20, ge=1)
+    max_weight: float = Field(default=1.0, ge=0, le=1)
+    weight_step: float = Field(default=0.05, gt=0, le=1)
+    switch_margin: float = Field(default=0.002, ge=0, le=0.1)
+    refit_every: int = Field(default=50, ge=1)
+    auc_window: int = Field(default=2000, ge=10)
 
 
 class Scorecard(_Strict):

@@ -230,8 +230,11 @@ async def test_trainer_publishes_snapshot_that_a_worker_loads_and_uses(
                 "usage_trend": -0.8 if churn else 0.1,
                 "usage_7d": 0.0 if churn else 30.0,
             }
+            # Every account's scorecard said "neutral" (75): the model earns the blend weight.
             examples.append(
-                TrainingExample(f"acct{i % 50}", 1.7e9 + i, features, churn, 1.7e9 + i + 86400)
+                TrainingExample(
+                    f"acct{i % 50}", 1.7e9 + i, features, churn, 1.7e9 + i + 86400, scorecard=75.0
+                )
             )
         from healthstream.kafka import make_producer
 
@@ -280,6 +283,7 @@ async def test_trainer_publishes_snapshot_that_a_worker_loads_and_uses(
         await wait_until(loaded, 60, what="worker to load the snapshot")
         text = await worker.metrics()
         assert metric_value(text, "healthstream_scorer_model_rolling_auc") > 0.9
+        assert metric_value(text, "healthstream_scorer_blend_model_weight") > 0
         await publish(kafka_settings, scripted_phases("with-model")[2][:30])
         await wait_consumed(kafka_settings)
         health = [

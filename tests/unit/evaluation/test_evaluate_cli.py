@@ -12,7 +12,14 @@ from healthstream.cli import main
 from simulator import generate
 from simulator.ndjson import write_events
 
-SCORES = {"health", "churn_probability", "scorecard", "recency_baseline", "frequency_baseline"}
+SCORES = {
+    "health",
+    "churn_probability",
+    "scorecard",
+    "model_probability",
+    "recency_baseline",
+    "frequency_baseline",
+}
 
 
 def test_evaluate_a_simulated_file(tmp_path: Path) -> None:
