@@ -58,7 +58,10 @@ def _run(path: Path, proposed: Path | None, baseline: Path | None = None) -> lis
         "cutoff": parse_moment(CUTOFF),
         "end": None,
         "tick_hours": 168.0,
-        "learn": True,
+        # Scorecards alone: on 500 customers the online model (which earns its weight in
+        # the health score from the same outcomes) leaves too few labels to tell two
+        # scorecards apart; the model's part is covered by the topic and CLI tests.
+        "learn": False,
         "strict": True,
     }
     sides = [
