@@ -152,6 +152,16 @@ Try it (a failed payment raises an alert within seconds):
 Ctrl-C stops everything."""
 
 
+def _demo_routing(data_dir: Path) -> Path:
+    """A routing file naming the simulated CSMs, so Assign on the page has someone to pick."""
+    from simulator.generator import CSMS
+
+    path = data_dir / "routing.toml"
+    names = ", ".join(f'"{csm}"' for csm in CSMS)
+    path.write_text(f"# written by healthstream demo\ncsms = [{names}]\n")
+    return path
+
+
 def run(args: argparse.Namespace) -> int:
     settings = Settings()
     data_dir: Path = args.data_dir or running_demo.default_dir()
@@ -164,6 +174,9 @@ def run(args: argparse.Namespace) -> int:
             f"sqlite+aiosqlite:///{(data_dir / 'alerts.db').resolve()}",
         ),
         "HEALTHSTREAM_LOG_JSON": os.environ.get("HEALTHSTREAM_LOG_JSON", "false"),
+        "HEALTHSTREAM_ALERTS_ROUTING_PATH": os.environ.get(
+            "HEALTHSTREAM_ALERTS_ROUTING_PATH", str(_demo_routing(data_dir))
+        ),
     }
     stack = ServiceStack(log_dir=data_dir, env=env, host=settings.host)
     print(f"starting broker and services (logs in {data_dir}/) ...", flush=True)

@@ -42,6 +42,14 @@ def test_demo_banner_curl_produces_an_alert_and_ctrl_c_stops_everything(tmp_path
             alerts = json.loads(listing.stdout)["items"]
             time.sleep(0.5)
         assert [a["reason"] for a in alerts if a["account_id"] == "acme"] == ["payment_failed"]
+        # Assign on the page can pick the simulated CSMs (the demo writes their routing).
+        me = subprocess.run(
+            ["bash", "-c", commands[1].replace("/v1/alerts?account_id=acme", "/v1/me")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert "ana@example.com" in json.loads(me.stdout)["assignable"], me.stdout
         # The demo's readable logs name the alert and the account it is about.
         stored = f"alert stored alert_id={alerts[0]['alert_id']} account_id=acme"
         alerts_log = tmp_path / "demo" / "alerts.log"
