@@ -43,6 +43,19 @@ def _days(value: float) -> str:
     return "1 day" if n == 1 else f"{n} days"
 
 
+def _past_due(days: float) -> str:
+    """What happened, not arithmetic: "since today" rather than "for 0 days"."""
+    if round(days) < 1:
+        return "invoice past due since today"
+    return f"invoice past due for {_days(days)}"
+
+
+def _first_value(days: float) -> str:
+    if round(days) < 1:
+        return "first value on the day of signup"
+    return f"first value {_days(days)} after signup"
+
+
 def text_of(text: Text) -> str:
     return text if isinstance(text, str) else text()
 
@@ -231,7 +244,7 @@ def billing(f: dict[str, float], sc: Scorecard) -> ComponentResult:
             (
                 "past_due",
                 -cfg.past_due_penalty,
-                lambda: f"invoice past due for {_days(f.get('days_past_due', 0.0))}",
+                lambda: _past_due(f.get("days_past_due", 0.0)),
             )
         )
     if f.get("downgrade"):
@@ -277,7 +290,7 @@ def lifecycle(f: dict[str, float], sc: Scorecard) -> ComponentResult:
             (
                 "ttfv_days",
                 score - sc.neutral_score,
-                lambda: f"first value {_days(ttfv)} after signup",
+                lambda: _first_value(ttfv),
             )
         ]
     text: Text

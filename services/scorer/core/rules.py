@@ -210,7 +210,10 @@ def _message(
         n = int(f.get("payment_failures_30d", 1))
         return f"payment failed ({n} in the last 30 days)"
     if reason == "past_due":
-        return f"invoice past due for {f.get('days_past_due', 0.0):.0f} days"
+        days = round(f.get("days_past_due", 0.0))
+        if days < 1:
+            return "invoice past due since today"
+        return f"invoice past due for {days} day{'' if days == 1 else 's'}"
     if reason == "usage_decline":
         return f"usage down {-100 * f.get('usage_trend', 0.0):.0f}% vs last 4 weeks"
     if reason == "inactivity":

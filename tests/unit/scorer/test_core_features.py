@@ -187,3 +187,29 @@ def test_drivers_are_signed_and_ranked_by_size() -> None:
     assert top.feature == "payment_failures_30d" and top.contribution < 0
     assert top.sentence == "2 payment failures in the last 30 days"
     assert any(x.contribution > 0 for x in h.drivers)
+
+
+def test_sentences_say_what_happened_not_zero_days() -> None:
+    """ "past due for 0 days" and "first value 0 days after signup" read as arithmetic."""
+    from services.scorer.core import components as comp
+    from services.scorer.core import rules
+    from services.scorer.core.scorecard import Scorecard
+
+    sc = Scorecard()
+
+    def sentences(result: comp.ComponentResult) -> list[str]:
+        assert result is not None
+        return [comp.text_of(text) for _, _, text in result[1]]
+
+    today = {"has_billing": 1.0, "days_past_due": 0.2, "past_due": 1.0}
+    assert "invoice past due since today" in sentences(comp.billing(today, sc))
+    later = {"has_billing": 1.0, "days_past_due": 3.0, "past_due": 1.0}
+    assert "invoice past due for 3 days" in sentences(comp.billing(later, sc))
+    assert rules._message("past_due", today, 40.0, 0.1, 0.0) == "invoice past due since today"
+    assert rules._message("past_due", {"days_past_due": 1.0}, 40.0, 0.1, 0.0) == (
+        "invoice past due for 1 day"
+    )
+    same_day = sentences(
+        comp.lifecycle({"has_created": 1.0, "ttfv_days": 0.0, "account_age_days": 3.0}, sc)
+    )
+    assert "first value on the day of signup" in same_day
