@@ -241,3 +241,19 @@ class EventTimeAligner:
                 if released is not None:
                     stats.waited_s += now - released
         return selected
+
+
+def ackable(first: int, last: int, processed_max: int | None, held: int | None) -> int:
+    """The last offset of a topic-partition that may be acked after processing ``first..last``.
+
+    The aligner processes records beyond one it still holds (another account's), so the
+    answer is the highest offset processed so far (``processed_max`` from earlier
+    batches, or ``last``), cut below the first record still ``held``. Below ``first``
+    the batch acks nothing new: the caller acks ``first..ackable`` when it is not empty.
+    Without ``processed_max``, records processed beyond a hold would never be acked
+    once the held record went through alone, and the commits would stall for good.
+    """
+    upto = last if processed_max is None or processed_max < last else processed_max
+    if held is not None and held <= upto:
+        upto = held - 1
+    return upto

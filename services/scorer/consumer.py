@@ -44,7 +44,7 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from services.scorer.alignment import EventTimeAligner
+from services.scorer.alignment import EventTimeAligner, ackable
 from services.scorer.core.events import event_time_of
 from services.scorer.recovery import BatchRecovery
 
@@ -82,6 +82,10 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self.batch_lock = asyncio.Lock()
         self._acked_upto: dict[TP, int] = {}
+        #: Per topic-partition, the highest offset processed since the last seek: the
+        #: aligner may process records beyond one it still holds, and those are acked
+        #: (with everything before them) once the held one is processed.
+        self._processed_max: dict[TP, int] = {}
         self._fetched_upto: dict[TP, int] = {}
         idle_ms = getattr(self.app, "max_task_idle_ms", 100.0)
         hold_s = getattr(self.app, "max_hold_s", 30.0)
@@ -103,6 +107,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
     def _clear_pending(self) -> None:
         self.aligner.clear()
         self._fetched_upto.clear()
+        self._processed_max.clear()
 
     async def perform_seek(self) -> None:
         """Faust's seek to committed offsets, and to the beginning where there is none.
@@ -131,6 +136,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             for tp in fresh:
                 self._read_offset[tp] = None
                 self._fetched_upto.pop(tp, None)
+                self._processed_max.pop(tp, None)
             self.aligner.clear(fresh)
 
     async def _rewind(self, dropped: Any, clear: bool = True) -> None:
@@ -159,6 +165,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
             if tp in assigned:
                 log.info("rewinding unprocessed records", extra={"tp": str(tp), "offset": offset})
                 self._fetched_upto.pop(tp, None)
+                self._processed_max.pop(tp, None)
                 await self.seek(tp, offset)
 
     def _behind(self, tp: TP) -> bool:
@@ -324,11 +331,12 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                                     span[0] = rec.offset
                                 elif rec.offset > span[1]:
                                     span[1] = rec.offset
+                            processed_max = self._processed_max
                             for tp, (first, last) in ranges.items():
                                 # Never commit past a record the aligner still holds.
-                                held = self.aligner.safe_upto(tp)
-                                if held is not None and held <= last:
-                                    last = held - 1
+                                done = processed_max.get(tp)
+                                processed_max[tp] = last if done is None else max(done, last)
+                                last = ackable(first, last, done, self.aligner.safe_upto(tp))
                                 if last >= first:
                                     self._ack_batch(tp, first, last)
                                     read_offset[tp] = last

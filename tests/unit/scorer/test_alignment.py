@@ -10,7 +10,7 @@ from core_helpers import DAY, T0
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.scorer.alignment import EventTimeAligner
+from services.scorer.alignment import EventTimeAligner, ackable
 from services.scorer.core import AccountState, CoreEvent, Scorecard, ScoringEngine
 from services.scorer.core.events import event_time_of
 
@@ -112,6 +112,17 @@ def test_partition_indexes_are_independent() -> None:
     )
     assert [r.event.account_id for _, r in out] == ["b"]
     assert a.first_offsets() == {BILLING: 0}
+
+
+def test_records_processed_beyond_a_hold_are_acked_once_it_goes_through() -> None:
+    # Batch 1 processes offsets 5, 6, 8, 9 while 7 is held: ack up to 6.
+    assert ackable(5, 9, None, held=7) == 6
+    # Batch 2 processes only 7: everything up to 9 is processed now.
+    assert ackable(7, 7, 9, held=None) == 9
+    # Nothing held, nothing earlier: the batch itself.
+    assert ackable(3, 4, None, held=None) == 4
+    # Still held below this batch: nothing new to ack.
+    assert ackable(8, 9, None, held=7) == 6
 
 
 def test_event_time_of_reads_the_compact_form_and_falls_back() -> None:
