@@ -187,12 +187,12 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         for tp in self.assignment():
             if tp.topic in batch_topics:
                 groups.setdefault(tp.partition, []).append(tp)
-        thread = self._thread
+        client = self._thread._ensure_consumer()
         observed = {}
         for tps in groups.values():
             for tp in tps:
                 # aiokafka's wall-clock time of the last fetch response for tp.
-                polled = thread._ensure_consumer().last_poll_timestamp(tp)
+                polled = client.last_poll_timestamp(tp)
                 if polled is not None:
                     observed[tp] = polled / 1000.0
         return self.aligner.select(groups, self._behind, now, observed)

@@ -232,9 +232,9 @@ class BatchProcessor:
             kind = event.type
             by_type[kind] = by_type.get(kind, 0) + 1
             latency_add(now_wall - ts)
-            clock = ts if ts < bound else bound
-            if clock > watermarks.get(partition, _NO_TIME):
-                watermarks[partition] = clock
+            # ts <= bound here (later events were dead-lettered above): the clock is capped.
+            if ts > watermarks.get(partition, _NO_TIME):
+                watermarks[partition] = ts
             # Most events publish nothing (the core's fast path): skip the collect call.
             if outcome.health is not None or outcome.alerts or outcome.examples:
                 collect(key, partition, account_id, outcome, outputs, event.event_id)
