@@ -9,14 +9,33 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+#: Background task name -> last error, for every task whose failure persists.
+LivenessCheck = Callable[[], dict[str, str]]
 
 
-def probes_router(readiness: ReadinessCheck, registry: CollectorRegistry = REGISTRY) -> APIRouter:
-    """``/healthz`` (process alive), ``/readyz`` (dependencies reachable), ``/metrics``."""
+def probes_router(
+    readiness: ReadinessCheck,
+    registry: CollectorRegistry = REGISTRY,
+    liveness: LivenessCheck | None = None,
+) -> APIRouter:
+    """``/healthz`` (process alive), ``/readyz`` (dependencies reachable), ``/metrics``.
+
+    ``liveness`` is a :meth:`healthstream.supervisor.Supervisor.errors`: a
+    background task that keeps failing makes ``/healthz`` answer 503, so the
+    orchestrator restarts a process that would otherwise look alive doing nothing.
+    """
     router = APIRouter(tags=["operations"])
 
-    @router.get("/healthz", summary="Liveness: the process is up")
-    async def healthz() -> dict[str, str]:
+    @router.get(
+        "/healthz",
+        summary="Liveness: the process is up and its background tasks work",
+        responses={503: {"description": "A background task keeps failing"}},
+        response_model=None,
+    )
+    async def healthz() -> dict[str, str] | JSONResponse:
+        failing = liveness() if liveness is not None else {}
+        if failing:
+            return JSONResponse({"status": "failing", "tasks": failing}, status_code=503)
         return {"status": "ok"}
 
     @router.get(

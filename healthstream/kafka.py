@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+import tenacity
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
@@ -21,6 +22,7 @@ from aiokafka.errors import (
 )
 from prometheus_client import Gauge
 
+from healthstream import retry
 from healthstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -169,35 +171,48 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
 async def ensure_topics(
     settings: Settings, specs: Iterable[NewTopic] | None = None, timeout: float = 30.0
 ) -> list[str]:
-    """Create missing topics; existing ones are left untouched. Returns the names created."""
+    """Create missing topics; existing ones are left untouched. Returns the names created.
+
+    A broker still starting is retried (the project's backoff) for ``timeout`` seconds.
+    """
     wanted = list(specs if specs is not None else topic_specs(settings))
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            client_id=f"{settings.kafka_client_id}-admin",
-        )
-        try:
-            await admin.start()
-            existing = set(await admin.list_topics())
-            missing = [spec for spec in wanted if spec.name not in existing]
-            created = []
-            for spec in missing:
-                try:
-                    await admin.create_topics([spec])
-                    created.append(spec.name)
-                except TopicAlreadyExistsError:
-                    pass
-            if created:
-                log.info("created topics", extra={"topics": created})
-            return created
-        except KafkaError as exc:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            log.warning("topic admin failed, retrying", extra={"error": str(exc)})
-            await asyncio.sleep(0.5)
-        finally:
-            await admin.close()
+    retrying = tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_exception_type(KafkaError),
+        stop=tenacity.stop_after_delay(timeout),
+        wait=retry.wait(cap=2.0),
+        before_sleep=lambda rs: log.warning(
+            "topic admin failed, retrying",
+            extra={"error": str(rs.outcome.exception() if rs.outcome else "")},
+        ),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await _create_missing(settings, wanted)
+    raise AssertionError("unreachable: tenacity either returns or raises")
+
+
+async def _create_missing(settings: Settings, wanted: list[NewTopic]) -> list[str]:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=f"{settings.kafka_client_id}-admin",
+    )
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in wanted if spec.name not in existing]
+        created = []
+        for spec in missing:
+            try:
+                await admin.create_topics([spec])
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass
+        if created:
+            log.info("created topics", extra={"topics": created})
+        return created
+    finally:
+        await admin.close()
 
 
 async def broker_reachable(settings: Settings, timeout: float = 2.0) -> bool:

@@ -165,6 +165,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    # Background tasks (healthstream.supervisor): one failing for this long, or once
+    # with an error no retry can fix, makes /healthz answer 503 so the process restarts.
+    task_unhealthy_after_s: float = Field(default=120.0, gt=0)
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _parse_keys(cls, value: object) -> object:

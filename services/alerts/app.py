@@ -24,7 +24,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from healthstream.http import probes_router
-from healthstream.kafka import broker_reachable
+from healthstream.kafka import KafkaConfigurationError, broker_reachable
+from healthstream.supervisor import Supervisor
 from services.alerts.consumer import AlertConsumer, HealthConsumer
 from services.alerts.db import make_engine, make_sessionmaker
 from services.alerts.gate import NoGate, WriteGate
@@ -81,7 +82,8 @@ class AlertsService:
     health_consumer: HealthConsumer | None = None
     outbox: OutboxWorker | None = None
     sweeper: Sweeper | None = None
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: Runs the consumers, the outbox worker and the sweeper; /healthz asks it.
+    supervisor: Supervisor = field(init=False)
 
     def __post_init__(self) -> None:
         self.routing = RoutingConfig.load(self.settings.alerts_routing_path)
@@ -99,6 +101,11 @@ class AlertsService:
             self.read_engine = self.engine
             self.gate = NoGate()
         self.read_sessions = make_sessionmaker(self.read_engine)
+        self.supervisor = Supervisor(
+            "alerts",
+            unhealthy_after_s=self.settings.task_unhealthy_after_s,
+            fatal=(KafkaConfigurationError,),
+        )
 
     def changed(self, alerts: list[Alert], new_deliveries: bool = False) -> None:
         """After commit: push to SSE clients and wake the outbox worker."""
@@ -113,9 +120,9 @@ class AlertsService:
             self.outbox = OutboxWorker(
                 self.settings, self.sessions, self.routing, read_sessions=self.read_sessions
             )
-            self.tasks.append(asyncio.create_task(self.outbox.run(), name="alerts-outbox"))
+            self.supervisor.start("alerts-outbox", self.outbox.run)
             self.sweeper = Sweeper(self.settings, self.sessions, self.routing, self.changed)
-            self.tasks.append(asyncio.create_task(self.sweeper.run(), name="alerts-sweeper"))
+            self.supervisor.start("alerts-sweeper", self.sweeper.run)
         if self.consume:
             self.consumer = AlertConsumer(
                 self.settings,
@@ -125,24 +132,15 @@ class AlertsService:
                 self.changed,
                 gate=self.gate,
             )
-            self.tasks.append(asyncio.create_task(self.consumer.run(), name="alerts-consumer"))
+            self.supervisor.start("alerts-consumer", self.consumer.run)
             # Health updates in their own consumer and transactions: never ahead of an alert.
             self.health_consumer = HealthConsumer(
                 self.settings, self.sessions, self.gate, on_resolved=self.changed
             )
-            self.tasks.append(
-                asyncio.create_task(self.health_consumer.run(), name="alerts-health-consumer")
-            )
-        for task in self.tasks:
-            task.add_done_callback(_report_crash)
+            self.supervisor.start("alerts-health-consumer", self.health_consumer.run)
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self.tasks.clear()
+        await self.supervisor.stop()
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
@@ -161,14 +159,8 @@ class AlertsService:
             checks["health_consumer"] = (
                 self.health_consumer is not None and self.health_consumer.running
             )
-        for task in self.tasks:
-            checks[task.get_name()] = not task.done()
+        checks.update(self.supervisor.liveness())
         return checks
-
-
-def _report_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("background task %s died", task.get_name(), exc_info=task.exception())
 
 
 def create_app(settings: AlertsSettings, *, consume: bool = True, deliver: bool = True) -> FastAPI:
@@ -195,7 +187,7 @@ def create_app(settings: AlertsSettings, *, consume: bool = True, deliver: bool 
     )
     app.state.service = service
     install_hardening(app, settings.alerts_max_body_bytes)
-    app.include_router(probes_router(service.readiness))
+    app.include_router(probes_router(service.readiness, liveness=service.supervisor.errors))
     app.include_router(build_router(service))
     web_dir = settings.alerts_web_dir or WEB_DIR
     if web_dir.is_dir():

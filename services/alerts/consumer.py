@@ -31,11 +31,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import tenacity
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from healthstream import retry
 from healthstream.kafka import ConsumerLag, make_consumer, make_producer
 from schemas import Event, HealthUpdate, RiskAlert
 from schemas._types import parse_rfc3339
@@ -65,6 +67,8 @@ log = logging.getLogger(__name__)
 Batch = dict[TopicPartition, list[ConsumerRecord]]
 #: Validations between two yields to the event loop (keeps the API and alerts responsive).
 _YIELD_EVERY = 50
+#: Tries of one batch before the consumer gives up and is restarted (~3 s of backoff).
+STORE_ATTEMPTS = 6
 
 
 def _check_utc(value: datetime, field: str) -> None:
@@ -155,20 +159,29 @@ class _BatchConsumer:
             await self.producer.stop()
 
     async def _handle_with_retry(self, batch: Batch) -> None:
-        """Retry the batch until the database takes it: never skip past unstored records."""
-        delay = 0.1
-        while True:
-            try:
+        """Retry the batch a few times in place: never skip past unstored records.
+
+        A failure that outlasts the retries (database down) raises: the
+        supervisor restarts the consumer, which replays from the committed
+        offsets (the store is idempotent), and counts it towards ``/healthz``.
+        """
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type(Exception),
+            stop=tenacity.stop_after_attempt(STORE_ATTEMPTS),
+            wait=retry.wait(),
+            before_sleep=lambda rs: log.warning(
+                "storing a batch of %s failed; retrying in %.1fs",
+                self.kind,
+                rs.next_action.sleep if rs.next_action else 0.0,
+                exc_info=rs.outcome.exception() if rs.outcome else None,
+            ),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
                 started = time.perf_counter()
                 await self.handle(batch)
                 metrics.STORE_SECONDS.labels(self.kind).observe(time.perf_counter() - started)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("storing a batch of %s failed; retrying in %.1fs", self.kind, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
 
     async def handle(self, batch: Batch) -> None:
         raise NotImplementedError

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from datetime import timedelta
 from typing import Any
@@ -27,6 +26,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from healthstream import retry
 from services.alerts import metrics
 from services.alerts.db import OutboxRow, utcnow
 from services.alerts.models import DeliveryState
@@ -36,18 +36,6 @@ from services.alerts.signing import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP
 from services.alerts.store import outbox_stats
 
 log = logging.getLogger(__name__)
-
-
-def backoff_delay(
-    attempts: int, base: float, cap: float, rng: random.Random | None = None
-) -> float:
-    """Exponential backoff with jitter: a random delay in [½, 1] × min(cap, base·2^(n-1)).
-
-    The jitter spreads retries of many deliveries so a receiver coming back is
-    not hit by all of them in the same instant; the lower half keeps progress.
-    """
-    ceiling = min(cap, base * (2 ** max(0, attempts - 1)))
-    return ceiling * (rng or random).uniform(0.5, 1.0)
 
 
 def render(row: OutboxRow, secret: str | None) -> tuple[bytes, dict[str, str]]:
@@ -93,15 +81,9 @@ class OutboxWorker:
         try:
             while True:
                 # Clear before looking, so a wake-up during the pass is not lost.
+                # A failing pass (database gone) raises: the supervisor restarts it.
                 self.wake.clear()
-                try:
-                    worked = await self.run_once(client)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("outbox pass failed; retrying")
-                    worked = False
-                if not worked:
+                if not await self.run_once(client):
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(
                             self.wake.wait(), self.settings.alerts_outbox_poll_interval
@@ -174,7 +156,7 @@ class OutboxWorker:
                 if stored.attempts >= self.settings.alerts_delivery_max_attempts:
                     stored.state = DeliveryState.DEAD.value
                 else:
-                    delay = backoff_delay(
+                    delay = retry.delay(
                         stored.attempts,
                         self.settings.alerts_delivery_backoff_base,
                         self.settings.alerts_delivery_backoff_max,

@@ -39,13 +39,9 @@ class Sweeper:
         return timedelta(seconds=seconds)
 
     async def run(self) -> None:
+        """Sweep every interval; a failing sweep raises, and the supervisor restarts it."""
         while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("sweep failed; retrying next interval")
+            await self.run_once()
             await asyncio.sleep(self.settings.alerts_sweep_interval)
 
     async def run_once(self) -> None:

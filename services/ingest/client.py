@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
-import random
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +25,11 @@ from typing import Any
 
 import httpx
 import orjson
+import tenacity
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from healthstream import retry
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
@@ -46,6 +48,16 @@ class IngestError(Exception):
         """The 422 per-item errors, with ``line`` (1-based file line) when sent from a file."""
         errors = self.body.get("errors") if isinstance(self.body, dict) else None
         return list(errors or [])
+
+
+class _Retryable(Exception):
+    """An answer worth another try (503/429/5xx gateway, connection error)."""
+
+    def __init__(self, status: int, answer: Any, retry_after: str | None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.answer = answer
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -120,9 +132,11 @@ class IngestClient:
             await self._http.aclose()
             self._http = None
 
-    def _delay(self, attempt: int, retry_after: str | None) -> float:
-        backoff = min(self.max_backoff_seconds, self.backoff_seconds * 2**attempt)
-        backoff *= random.uniform(0.5, 1.0)  # jitter: clients must not retry in lockstep
+    def _wait(self, rs: tenacity.RetryCallState) -> float:
+        """The project's backoff, but never sooner than the server's ``Retry-After``."""
+        backoff = retry.delay(rs.attempt_number, self.backoff_seconds, self.max_backoff_seconds)
+        exc = rs.outcome.exception() if rs.outcome is not None else None
+        retry_after = exc.retry_after if isinstance(exc, _Retryable) else None
         if retry_after and retry_after.isdigit():
             return max(float(retry_after), backoff)
         return backoff
@@ -138,26 +152,39 @@ class IngestClient:
         if self.compress:
             body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
-        attempt = 0
-        while True:
-            retry_after: str | None = None
-            try:
-                response = await self._http.post("/v1/events", content=body, headers=headers)
-            except httpx.TransportError as exc:
-                status, answer = 0, {"message": f"{type(exc).__name__}: {exc}"}
-            else:
-                status = response.status_code
-                try:
-                    answer = response.json()
-                except ValueError:
-                    answer = {"message": response.text[:500]}
-                if status < 300:
-                    return answer, attempt
-                retry_after = response.headers.get("Retry-After")
-            if (status and status not in RETRY_STATUSES) or attempt >= self.max_retries:
-                raise IngestError(status, answer, first_line)
-            await asyncio.sleep(self._delay(attempt, retry_after))
-            attempt += 1
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type(_Retryable),
+            stop=tenacity.stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    answer = await self._post(body, headers, first_line)
+                    return answer, attempt.retry_state.attempt_number - 1
+        except _Retryable as exc:
+            raise IngestError(exc.status, exc.answer, first_line) from None
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def _post(
+        self, body: bytes, headers: dict[str, str], first_line: int | None
+    ) -> dict[str, Any]:
+        assert self._http is not None
+        try:
+            response = await self._http.post("/v1/events", content=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise _Retryable(0, {"message": f"{type(exc).__name__}: {exc}"}, None) from None
+        status = response.status_code
+        try:
+            answer: dict[str, Any] = response.json()
+        except ValueError:
+            answer = {"message": response.text[:500]}
+        if status < 300:
+            return answer
+        if status in RETRY_STATUSES:
+            raise _Retryable(status, answer, response.headers.get("Retry-After"))
+        raise IngestError(status, answer, first_line)
 
     async def send_batch(self, events: Sequence[dict[str, Any]]) -> dict[str, Any]:
         answer, _ = await self.send_lines([orjson.dumps(e) for e in events])

@@ -28,11 +28,11 @@ from typing import Any, cast
 
 import faust
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from healthstream.kafka import make_consumer
+from healthstream.supervisor import Supervisor
 from services.scorer.consumer import BatchingConsumer, BatchingTransport
 from services.scorer.core import ChurnModel, Scorecard, ScoringEngine, load_scorecard
 from services.scorer.metrics import ScorerMetrics, export_blend
@@ -100,6 +100,13 @@ class Scorer:
         self._lag_exported: set[TP] = set()
         self._band_count_task: asyncio.Future[None] | None = None
         self.app = self._build_app()
+        #: Runs the model-snapshot loader; /healthz asks it (Faust supervises the rest).
+        self.supervisor = Supervisor(
+            "scorer",
+            unhealthy_after_s=settings.task_unhealthy_after_s,
+            stopping=lambda: bool(self.app.should_stop),
+            registry=registry,
+        )
         self.table = self.app.Table(
             TABLE_NAME,
             key_type=bytes,
@@ -187,7 +194,7 @@ class Scorer:
 
         @app.task
         async def _load_models() -> None:
-            await self._follow_model_snapshots()
+            await self.supervisor.run("model-snapshots", self._follow_model_snapshots)
 
         @self.table.on_recover
         async def _recovered() -> None:
@@ -208,6 +215,9 @@ class Scorer:
 
         @app.page("/healthz")
         async def healthz(web: Any, request: Any) -> Any:
+            failing = self.supervisor.errors()
+            if failing:
+                return web.json({"status": "failing", "tasks": failing}, status=503)
             return web.json({"status": "ok"})
 
         @app.page("/readyz")
@@ -391,30 +401,27 @@ class Scorer:
 
         A plain consumer without a group: every worker must see every snapshot
         (a consumer group would split them), and the topic is compacted, so
-        reading from the beginning yields the latest model quickly.
+        reading from the beginning yields the latest model quickly. A failure
+        (broker away) raises: the supervisor restarts it after a backoff.
         """
         topic = self.settings.topics.model_snapshots
-        while not self.app.should_stop:
-            consumer = make_consumer(self.settings, group_id=None)
-            try:
-                await consumer.start()
-                partitions = consumer.partitions_for_topic(topic) or {0}
-                tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-                consumer.assign(tps)
-                await consumer.seek_to_beginning(*tps)
-                while not self.app.should_stop:
-                    batch = await consumer.getmany(timeout_ms=1000)
-                    latest = None
-                    for records in batch.values():
-                        if records:
-                            latest = records[-1]
-                    if latest is not None and latest.value:
-                        self._use_model(latest.value)
-            except KafkaError:
-                log.warning("model snapshot consumer failed; retrying", exc_info=True)
-                await asyncio.sleep(2)
-            finally:
-                await consumer.stop()
+        consumer = make_consumer(self.settings, group_id=None)
+        try:
+            await consumer.start()
+            partitions = consumer.partitions_for_topic(topic) or {0}
+            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            while not self.app.should_stop:
+                batch = await consumer.getmany(timeout_ms=1000)
+                latest = None
+                for records in batch.values():
+                    if records:
+                        latest = records[-1]
+                if latest is not None and latest.value:
+                    self._use_model(latest.value)
+        finally:
+            await consumer.stop()
 
     def _use_model(self, snapshot: bytes) -> None:
         try:

@@ -37,6 +37,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from healthstream.http import probes_router
 from healthstream.kafka import ConsumerLag, make_consumer, make_producer
 from healthstream.logs import configure_logging
+from healthstream.supervisor import Supervisor
 from services.scorer.core import ChurnModel, TrainingExample, load_scorecard
 from services.scorer.metrics import TrainerMetrics, export_blend
 from services.scorer.settings import ScorerSettings
@@ -98,6 +99,13 @@ class Trainer:
         self._stop = asyncio.Event()
         self._consuming = False
         self._heartbeat = 0.0
+        #: Restarts the consume loop after a failure (it resumes from the last snapshot).
+        self.supervisor = Supervisor(
+            "trainer",
+            unhealthy_after_s=settings.task_unhealthy_after_s,
+            stopping=self._stop.is_set,
+            registry=registry,
+        )
 
     @property
     def group_id(self) -> str:
@@ -110,6 +118,10 @@ class Trainer:
         """True while the consume loop runs and has polled within ``STALE_AFTER_S``."""
         now = time.monotonic() if now is None else now
         return self._consuming and now - self._heartbeat < STALE_AFTER_S
+
+    async def serve(self) -> None:
+        """Run the consume loop under supervision until :meth:`stop`."""
+        await self.supervisor.run("trainer-loop", self.run)
 
     async def run(self) -> None:
         settings = self.settings
@@ -197,7 +209,9 @@ def probe_app(trainer: Trainer, registry: CollectorRegistry = REGISTRY) -> FastA
         return {"consume_loop": trainer.alive()}
 
     app = FastAPI(title="healthstream trainer", docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(probes_router(readiness, registry=registry))
+    app.include_router(
+        probes_router(readiness, registry=registry, liveness=trainer.supervisor.errors)
+    )
     return app
 
 
@@ -252,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, trainer.stop)
-        await trainer.run()
+        await trainer.serve()
 
     try:
         asyncio.run(main())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -218,8 +217,9 @@ async def test_trainer_publishes_snapshot_that_a_worker_loads_and_uses(
     )
     import prometheus_client
 
-    trainer = Trainer(settings, registry=prometheus_client.CollectorRegistry())
-    task = asyncio.create_task(trainer.run())
+    registry = prometheus_client.CollectorRegistry()
+    trainer = Trainer(settings, registry=registry)
+    task = asyncio.create_task(trainer.serve())
     try:
         # A learnable signal on real feature names: long inactivity = churn.
         examples = []
@@ -253,13 +253,22 @@ async def test_trainer_publishes_snapshot_that_a_worker_loads_and_uses(
             await producer.stop()
 
         async def learned_all() -> bool:
-            return trainer.model.labels_seen == 300 and trainer._since_snapshot == 0
+            invalid = registry.get_sample_value("healthstream_trainer_examples_invalid_total")
+            return (
+                trainer.model.labels_seen == 300 and trainer._since_snapshot == 0 and invalid == 1
+            )
 
-        await wait_until(learned_all, 60, what="trainer to learn and snapshot every example")
+        await wait_until(learned_all, 60, what="trainer to learn, skip the garbage, snapshot")
+        # The garbage record was skipped, not a crash the supervisor had to restart.
+        assert trainer.alive()
+        restarts = registry.get_sample_value(
+            "healthstream_trainer_task_restarts_total", {"task": "trainer-loop"}
+        )
+        assert restarts in (None, 0.0)
+        assert trainer.supervisor.liveness() == {"trainer-loop": True}
     finally:
         trainer.stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 30)
+    await asyncio.wait_for(task, 30)  # stops cleanly: an exception here fails the test
     assert trainer.model.labels_seen == 300
     snapshot = await latest_snapshot(settings)
     assert snapshot is not None

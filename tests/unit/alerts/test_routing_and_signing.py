@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from healthstream import retry
 from services.alerts.app import ConfigError, check_routing
 from services.alerts.models import Alert
-from services.alerts.outbox import backoff_delay
 from services.alerts.payloads import alert_link, json_payload, slack_payload
 from services.alerts.routing import RoutingConfig
 from services.alerts.settings import AlertsSettings
@@ -118,7 +118,7 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
     rng = random.Random(7)
     for attempts in range(1, 12):
         ceiling = min(60.0, 0.5 * 2 ** (attempts - 1))
-        delays = [backoff_delay(attempts, 0.5, 60.0, rng) for _ in range(50)]
+        delays = [retry.delay(attempts, 0.5, 60.0, rng) for _ in range(50)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 1  # jittered, not lock-step
 
