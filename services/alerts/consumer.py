@@ -38,9 +38,10 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from healthstream import retry
+from healthstream.contract import parse_rfc3339
+from healthstream.deadletter import dead_letter_headers
 from healthstream.kafka import ConsumerLag, make_consumer, make_producer
 from schemas import Event, HealthUpdate, RiskAlert
-from schemas._types import parse_rfc3339
 from services.alerts import metrics
 from services.alerts.db import AlertRow
 from services.alerts.gate import NoGate, WriteGate
@@ -208,7 +209,10 @@ class _BatchConsumer:
         )
         dlq = self.topics.dlq(topic)
         if dlq in self.topics.all and self.producer is not None:
-            headers = [("error", str(exc)[:1000].encode()), ("source_topic", topic.encode())]
+            stage = "store" if isinstance(exc, DBAPIError) else "schema"
+            headers = dead_letter_headers(
+                topic, stage, exc, partition=record.partition, offset=record.offset
+            )
             await self.producer.send_and_wait(
                 dlq, value=record.value, key=record.key, headers=headers
             )
