@@ -15,6 +15,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from healthstream import contract
+
 
 class Scope(StrEnum):
     INGEST = "ingest"
@@ -66,7 +68,8 @@ def parse_api_keys(text: str) -> list[ApiKey]:
 
 @dataclass(frozen=True)
 class Topics:
-    """Topic names, derived from an optional prefix so tests and tenants can share a cluster."""
+    """Topic names (``healthstream.contract``) behind an optional prefix, so tests and
+    tenants can share a cluster."""
 
     prefix: str = ""
 
@@ -75,51 +78,51 @@ class Topics:
 
     @property
     def usage(self) -> str:
-        return self._t("usage-events")
+        return self.for_type("usage")
 
     @property
     def ticket(self) -> str:
-        return self._t("ticket-events")
+        return self.for_type("ticket")
 
     @property
     def billing(self) -> str:
-        return self._t("billing-events")
+        return self.for_type("billing")
 
     @property
     def feedback(self) -> str:
-        return self._t("feedback-events")
+        return self.for_type("feedback")
 
     @property
     def account(self) -> str:
-        return self._t("account-events")
+        return self.for_type("account")
 
     @property
     def events(self) -> list[str]:
         """The five data topics, in event-type order."""
-        return [self.usage, self.ticket, self.billing, self.feedback, self.account]
+        return [self.for_type(t) for t in contract.EVENT_TYPES]
 
     def for_type(self, event_type: str) -> str:
-        return self._t(f"{event_type}-events")
+        return self._t(contract.event_topic(event_type))
 
     @property
     def account_health(self) -> str:
-        return self._t("account-health")
+        return self._t(contract.ACCOUNT_HEALTH_TOPIC)
 
     @property
     def risk_alerts(self) -> str:
-        return self._t("risk-alerts")
+        return self._t(contract.RISK_ALERTS_TOPIC)
 
     @property
     def training_examples(self) -> str:
-        return self._t("training-examples")
+        return self._t(contract.TRAINING_EXAMPLES_TOPIC)
 
     @property
     def model_snapshots(self) -> str:
-        return self._t("model-snapshots")
+        return self._t(contract.MODEL_SNAPSHOTS_TOPIC)
 
     @staticmethod
     def dlq(topic: str) -> str:
-        return f"{topic}.dlq"
+        return f"{topic}{contract.DLQ_SUFFIX}"
 
     @property
     def compacted(self) -> list[str]:

@@ -1,15 +1,15 @@
 """Shared contracts: the messages that cross service boundaries.
 
-These models are the source of truth; ``schemas/json/`` holds their exported
-JSON Schema (``healthstream schemas export``) for producers in other languages.
+The event rules are declared once, as plain data, in ``healthstream.contract``;
+these models are built from them and ``schemas/json/`` holds their exported JSON
+Schema (``healthstream schemas export``) for producers in other languages.
 """
 
 from schemas.alerts import AlertReason, AlertSeverity, RiskAlert
-from schemas.events import EVENT_TOPIC_BY_TYPE, Event, EventType
+from schemas.events import Event, EventType
 from schemas.health import Band, Components, Driver, HealthUpdate
 
 __all__ = [
-    "EVENT_TOPIC_BY_TYPE",
     "AlertReason",
     "AlertSeverity",
     "Band",

@@ -47,9 +47,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from healthstream.contract import PRIORITIES
+
 DRIVERS = ("disengagement", "support_friction", "payment_trouble", "champion_loss", "downgrade")
 PLANS = (("starter", 25.0), ("growth", 40.0), ("enterprise", 60.0))
-PRIORITIES = ("low", "normal", "high", "urgent")
 PRIORITY_WEIGHTS = (0.35, 0.45, 0.15, 0.05)
 # Median resolution hours per priority for a normal account.
 RESOLUTION_HOURS = {"low": 60.0, "normal": 30.0, "high": 10.0, "urgent": 4.0}

@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from tqdm import tqdm
 
+from healthstream import contract
 from healthstream.kafka import make_producer
 from healthstream.settings import Settings
 from simulator.ndjson import count_lines, iter_lines
@@ -40,7 +41,7 @@ from simulator.ndjson import count_lines, iter_lines
 #: How long to wait for the cluster to answer at all (topics, first metadata).
 CONNECT_TIMEOUT_SECONDS = 15.0
 
-EVENT_TYPES = frozenset({"usage", "ticket", "billing", "feedback", "account"})
+EVENT_TYPES = frozenset(contract.EVENT_TYPES)
 
 
 class ReplayError(ValueError):

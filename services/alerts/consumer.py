@@ -36,9 +36,9 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from healthstream.contract import parse_rfc3339
 from healthstream.kafka import ConsumerLag, make_consumer, make_producer
 from schemas import Event, HealthUpdate, RiskAlert
-from schemas._types import parse_rfc3339
 from services.alerts import metrics
 from services.alerts.db import AlertRow
 from services.alerts.gate import NoGate, WriteGate

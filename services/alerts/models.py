@@ -18,8 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from healthstream.contract import parse_rfc3339
 from schemas import AlertSeverity, Band, Components, Driver, RiskAlert
-from schemas._types import parse_rfc3339
 
 
 def _as_utc(value: datetime) -> datetime:

@@ -19,7 +19,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from healthstream.http import probes_router
 from healthstream.kafka import broker_reachable
 from schemas import Event
-from schemas._types import TEXT_PATTERN
 from services.ingest.dedupe import DedupeWindow
 from services.ingest.drain import DrainRefusedBody
 from services.ingest.errors import OrjsonResponse, install_error_handlers
@@ -43,34 +42,18 @@ published (`422`, one error per bad item). See docs/ingest.md.
 #: itself (fastapi-offline ships Swagger UI and ReDoc), never a CDN, so /docs works
 #: offline and no third-party script runs on an origin that handles API keys.
 DOCS_ASSETS = "/docs/assets"
-_TYPED_PROPERTIES: dict[str, Any] = {
-    # null is allowed for every well-known key: the contract treats it as absent.
-    name: {"anyOf": [schema, {"type": "null"}]}
-    for name, schema in {
-        "amount": {"type": "number"},
-        "mrr": {"type": "number"},
-        "quantity": {"type": "integer", "minimum": 0},
-        "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$"},
-        "priority": {"enum": ["low", "normal", "high", "urgent"]},
-        **{k: {"type": "string"} for k in ("user_id", "feature", "status", "plan", "csm")},
-    }.items()
-}
 
 
 def event_openapi_schema() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The Event contract as OpenAPI components, with the checks JSON Schema can express."""
+    """The Event contract as OpenAPI components, with ingest's own event-time bounds said."""
     schema = Event.model_json_schema(ref_template="#/components/schemas/{model}")
     defs = schema.pop("$defs", {})
     props = schema["properties"]
-    for name in ("event_id", "account_id", "name"):
-        # Control characters and blank values are refused by the contract.
-        props[name]["pattern"] = TEXT_PATTERN
     props["occurred_at"]["description"] = (
         "Event time, RFC 3339 with a zone. Ingest refuses (422) times before "
         "event_time_min (1970-01-01T00:00:00Z) or more than event_time_max_future_seconds "
         "(300) ahead of its clock."
     )
-    props["properties"]["properties"] = _TYPED_PROPERTIES
     return schema, defs
 
 

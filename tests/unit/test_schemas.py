@@ -127,7 +127,7 @@ def test_extreme_timestamps_inside_the_utc_range_are_valid(stamp: str) -> None:
 def test_exported_schema_documents_the_text_rule() -> None:
     import re
 
-    from schemas._types import TEXT_PATTERN
+    from healthstream.contract import TEXT_PATTERN
 
     schema = Event.model_json_schema()
     for field in ("event_id", "account_id", "name"):

@@ -1,4 +1,4 @@
-"""Fast event parsing: the envelope checks of ``schemas.Event`` without pydantic.
+"""Fast event parsing: the envelope rules of ``healthstream.contract`` without pydantic.
 
 Why: pydantic costs ~20-40 us per event, which alone would cap the scorer far
 below its 100k events/s budget. This module applies exactly the same accept /
@@ -16,22 +16,37 @@ from typing import Any
 
 import orjson
 
-from schemas._types import FORBIDDEN_CHARACTERS as _FORBIDDEN
-from schemas._types import parse_rfc3339
+from healthstream.contract import (
+    COUNT_PROPERTIES,
+    CURRENCY_PROPERTY,
+    EVENT_FIELDS,
+    EVENT_TYPES,
+    IDENTIFIER_MAX_LENGTH,
+    NAME_MAX_LENGTH,
+    NUMBER_PROPERTIES,
+    PRIORITIES,
+    PRIORITY_PROPERTY,
+    SCORE_RANGES,
+    SOURCE_MAX_LENGTH,
+    STRING_PROPERTIES,
+    TYPE_MESSAGE,
+    PropertyError,
+    check_properties,
+    parse_rfc3339,
+    text_problem,
+)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: The five event types, one topic each (the order is the state's type index).
-EVENT_TYPES = ("usage", "ticket", "billing", "feedback", "account")
+# Lookup tables of the hot path, built from the contract's declaration.
 _TYPES = frozenset(EVENT_TYPES)
-_FIELDS = frozenset(
-    {"event_id", "account_id", "type", "name", "occurred_at", "source", "properties"}
-)
-_PRIORITIES = frozenset({"low", "normal", "high", "urgent"})
-_SCORE_RANGE: dict[str, tuple[int, int]] = {"nps.response": (0, 10), "csat.response": (1, 5)}
-_STRING_PROPS = ("user_id", "feature", "status", "plan", "csm")
-_STRING_PROP_SET = frozenset(_STRING_PROPS)
-_NUMBER_PROPS = frozenset({"amount", "mrr"})
+_FIELDS = frozenset(EVENT_FIELDS)
+_PRIORITIES = frozenset(PRIORITIES)
+_STRING_PROP_SET = frozenset(STRING_PROPERTIES)
+_NUMBER_PROPS = frozenset(NUMBER_PROPERTIES)
+_COUNT_PROPS = frozenset(COUNT_PROPERTIES)
 _NO_PROPS: dict[str, Any] = {}
+#: Well-known keys the quick check leaves to the full one.
+_FULL_CHECK_PROPS = frozenset({CURRENCY_PROPERTY})
 
 
 class InvalidEvent(ValueError):
@@ -175,65 +190,18 @@ def _identifier(data: Mapping[str, Any], field: str, max_length: int) -> str:
         raise InvalidEvent(field, "must be a string")
     if not 1 <= len(value) <= max_length:
         raise InvalidEvent(field, f"must be 1 to {max_length} characters")
-    if _FORBIDDEN.search(value):
-        raise InvalidEvent(field, "must not contain control characters or lone surrogates")
-    if not value.strip():
-        raise InvalidEvent(field, "must not be blank (white space only)")
+    problem = text_problem(value)
+    if problem is not None:
+        raise InvalidEvent(field, problem)
     return value
 
 
-def _finite(props: Mapping[str, Any], key: str) -> None:
-    value = props[key]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidEvent(f"properties.{key}", "must be a number")
-    try:
-        finite = math.isfinite(value)
-    except OverflowError:  # an int beyond 1e308
-        finite = False
-    if not finite:
-        raise InvalidEvent(f"properties.{key}", "must be a finite number")
-
-
 def _check_properties(name: str, props: dict[str, Any]) -> None:
-    """The well-known property rules of ``schemas.Event._well_known_properties``."""
-    for key in ("amount", "mrr"):
-        if props.get(key) is not None:
-            _finite(props, key)
-    quantity = props.get("quantity")
-    if isinstance(quantity, float) and quantity.is_integer():
-        quantity = int(quantity)  # JSON Schema's integer includes 3.0, as the contract does
-    if quantity is not None and (
-        isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0
-    ):
-        raise InvalidEvent("properties.quantity", "must be a non-negative integer")
-    currency = props.get("currency")
-    if currency is not None and not (
-        isinstance(currency, str)
-        and len(currency) == 3
-        and currency.isascii()
-        and currency.isalpha()
-    ):
-        raise InvalidEvent("properties.currency", "must be a 3-letter ISO 4217 code")
-    priority = props.get("priority")
-    if priority is not None and (not isinstance(priority, str) or priority not in _PRIORITIES):
-        raise InvalidEvent("properties.priority", "must be one of low, normal, high, urgent")
-    bounds = _SCORE_RANGE.get(name)
-    if bounds is not None:
-        score = props.get("score")
-        if isinstance(score, float) and score.is_integer():
-            score = props["score"] = int(score)  # as the contract normalises it
-        if (
-            isinstance(score, bool)
-            or not isinstance(score, int)
-            or not bounds[0] <= score <= bounds[1]
-        ):
-            raise InvalidEvent(
-                "properties.score", f"must be an integer from {bounds[0]} to {bounds[1]}"
-            )
-    for key in _STRING_PROPS:
-        value = props.get(key)
-        if value is not None and not isinstance(value, str):
-            raise InvalidEvent(f"properties.{key}", "must be a string")
+    """The contract's well-known property rules, with the field named as the core names it."""
+    try:
+        check_properties(name, props)
+    except PropertyError as exc:
+        raise InvalidEvent(exc.field, exc.message) from None
 
 
 @lru_cache(maxsize=4096)
@@ -280,13 +248,13 @@ def _props_ok(props: dict[str, Any]) -> bool:
             kind = type(value)
             if not (kind is int or (kind is float and math.isfinite(value))):
                 return False
-        elif key == "quantity":
+        elif key in _COUNT_PROPS:
             if type(value) is not int or value < 0:
                 return False
-        elif key == "priority":
+        elif key == PRIORITY_PROPERTY:
             if type(value) is not str or value not in _PRIORITIES:
                 return False
-        elif key == "currency":
+        elif key in _FULL_CHECK_PROPS:
             return False  # rare on the hot path: the full check
     return True
 
@@ -317,35 +285,35 @@ def parse_event(raw: bytes | bytearray | memoryview | str | Mapping[str, Any]) -
     event_id = get("event_id")
     if not (
         type(event_id) is str
-        and 0 < len(event_id) <= 256
+        and 0 < len(event_id) <= IDENTIFIER_MAX_LENGTH
         and event_id.isascii()
         and event_id.isprintable()
         and not event_id.isspace()
     ):
-        event_id = _identifier(data, "event_id", 256)
+        event_id = _identifier(data, "event_id", IDENTIFIER_MAX_LENGTH)
     account_id = get("account_id")
     if not (
         type(account_id) is str
-        and 0 < len(account_id) <= 256
+        and 0 < len(account_id) <= IDENTIFIER_MAX_LENGTH
         and account_id.isascii()
         and account_id.isprintable()
         and not account_id.isspace()
     ):
-        account_id = _identifier(data, "account_id", 256)
+        account_id = _identifier(data, "account_id", IDENTIFIER_MAX_LENGTH)
     kind = get("type")
     if type(kind) is not str or kind not in _TYPES:
         if "type" not in data:
             raise InvalidEvent("type", "field required")
-        raise InvalidEvent("type", "must be one of usage, ticket, billing, feedback, account")
+        raise InvalidEvent("type", TYPE_MESSAGE)
     name = get("name")
     if not (
         type(name) is str
-        and 0 < len(name) <= 128
+        and 0 < len(name) <= NAME_MAX_LENGTH
         and name.isascii()
         and name.isprintable()
         and not name.isspace()
     ):
-        name = _identifier(data, "name", 128)
+        name = _identifier(data, "name", NAME_MAX_LENGTH)
     if "occurred_at" not in data:
         raise InvalidEvent("occurred_at", "field required")
     try:
@@ -353,13 +321,13 @@ def parse_event(raw: bytes | bytearray | memoryview | str | Mapping[str, Any]) -
     except ValueError as exc:
         raise InvalidEvent("occurred_at", str(exc)) from None
     source = get("source")
-    if source is not None and (not isinstance(source, str) or len(source) > 64):
-        raise InvalidEvent("source", "must be a string of at most 64 characters")
+    if source is not None and (not isinstance(source, str) or len(source) > SOURCE_MAX_LENGTH):
+        raise InvalidEvent("source", f"must be a string of at most {SOURCE_MAX_LENGTH} characters")
     props = get("properties", _NO_PROPS)
     if props is _NO_PROPS:
         props = {}
     elif not isinstance(props, dict):
         raise InvalidEvent("properties", "must be an object")
-    if name in _SCORE_RANGE or (props and not _props_ok(props)):
+    if name in SCORE_RANGES or (props and not _props_ok(props)):
         _check_properties(name, props)
     return CoreEvent(event_id, account_id, kind, name, ts, props)

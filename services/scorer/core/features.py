@@ -8,11 +8,11 @@ flags so the churn model always sees the same columns.
 
 from __future__ import annotations
 
+from healthstream.contract import PRIORITIES
 from services.scorer.core.numeric import round_to
 from services.scorer.core.scorecard import Scorecard
 from services.scorer.core.state import DAY, AccountState
 
-PRIORITIES = ("low", "normal", "high", "urgent")
 PRIORITY_INDEX = {name: index for index, name in enumerate(PRIORITIES)}
 
 #: Columns of the churn model, in a fixed order (pending label snapshots store vectors).
