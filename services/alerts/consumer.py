@@ -37,6 +37,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from healthstream.contract import parse_rfc3339
+from healthstream.deadletter import dead_letter_headers
 from healthstream.kafka import ConsumerLag, make_consumer, make_producer
 from schemas import Event, HealthUpdate, RiskAlert
 from services.alerts import metrics
@@ -195,7 +196,10 @@ class _BatchConsumer:
         )
         dlq = self.topics.dlq(topic)
         if dlq in self.topics.all and self.producer is not None:
-            headers = [("error", str(exc)[:1000].encode()), ("source_topic", topic.encode())]
+            stage = "store" if isinstance(exc, DBAPIError) else "schema"
+            headers = dead_letter_headers(
+                topic, stage, exc, partition=record.partition, offset=record.offset
+            )
             await self.producer.send_and_wait(
                 dlq, value=record.value, key=record.key, headers=headers
             )

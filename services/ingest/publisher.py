@@ -5,7 +5,7 @@ Three outcomes per event, never a fourth (silently lost):
 * acknowledged on its topic (``topics.for_type(type)``, key ``account_id``,
   value the canonical JSON of the event);
 * rejected by the broker or the producer for something about *that message*
-  (too large, corrupt): written to ``<topic>.dlq`` with the reason;
+  (too large, corrupt): written to ``<topic>.dlq`` (``healthstream.deadletter``);
 * not written because the broker is unreachable, slow, or our buffer is full:
   :class:`BrokerUnavailable`, which the API turns into 503 + ``Retry-After``.
 
@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     CorruptRecordException,
@@ -35,6 +34,7 @@ from aiokafka.errors import (
 )
 from aiokafka.partitioner import DefaultPartitioner
 
+from healthstream.deadletter import Headers, dead_letter_headers
 from healthstream.kafka import IdempotenceUnsupported, broker_reachable, make_producer
 from schemas import Event, EventType
 from services.ingest.metrics import IngestMetrics
@@ -52,7 +52,7 @@ PER_MESSAGE_ERRORS: tuple[type[Exception], ...] = (
     InvalidTimestampError,
 )
 
-#: DLQ records carry the whole event when it is at most this big, else a preview.
+#: Dead letters carry the whole event when it is at most this big, else its start.
 DLQ_FULL_EVENT_BYTES = 64 * 1024
 DLQ_PREVIEW_BYTES = 4096
 
@@ -112,28 +112,19 @@ def canonical_json(event: Event) -> bytes:
 
 
 def dead_letter_record(
-    event: Event, topic: str, value: bytes, exc: BaseException, max_bytes: int
-) -> bytes:
-    """The DLQ value: the reason plus the event (a preview when the event itself is too big)."""
-    record: dict[str, Any] = {
-        "reason": str(exc) or type(exc).__name__,
-        "error": type(exc).__name__,
-        "topic": topic,
-        "event_id": event.event_id,
-        "account_id": event.account_id,
-        "type": event.type.value,
-        "name": event.name,
-        "size_bytes": len(value),
-        "failed_at": time.time(),
-    }
-    # Leave half the message budget for the envelope so the DLQ record itself always fits.
+    topic: str, value: bytes, exc: BaseException, max_bytes: int
+) -> tuple[bytes, Headers]:
+    """The dead letter of an event the broker refused: its JSON (or the start of it) and why.
+
+    The format is every service's (``healthstream.deadletter``), stage ``publish``.
+    """
     if len(value) <= min(DLQ_FULL_EVENT_BYTES, max_bytes // 2):
-        record["event"] = orjson.loads(value)
+        kept, original_size = value, None
     else:
-        record["truncated"] = True
-        preview = min(DLQ_PREVIEW_BYTES, max_bytes // 4)
-        record["event_preview"] = value[:preview].decode("utf-8", "replace")
-    return orjson.dumps(record)
+        # Leave room for the headers so the dead letter itself always fits.
+        kept, original_size = value[: min(DLQ_PREVIEW_BYTES, max_bytes // 4)], len(value)
+    headers = dead_letter_headers(topic, "publish", exc, original_size=original_size)
+    return kept, headers
 
 
 class Publisher:
@@ -421,9 +412,14 @@ class Publisher:
                     "error": type(exc).__name__,
                 },
             )
-            record = dead_letter_record(event, topic, value, exc, self.settings.max_message_bytes)
+            record, headers = dead_letter_record(topic, value, exc, self.settings.max_message_bytes)
             futures.append(
-                await producer.send(self.topics.dlq(topic), record, key=event.account_id.encode())
+                await producer.send(
+                    self.topics.dlq(topic),
+                    record,
+                    key=event.account_id.encode(),
+                    headers=headers,
+                )
             )
         outcomes = await asyncio.gather(*futures, return_exceptions=True)
         for outcome in outcomes:

@@ -39,9 +39,9 @@ from typing import Any, Protocol
 
 import orjson
 
+from healthstream.deadletter import dead_letter_headers
 from healthstream.settings import Topics
 from services.scorer.core import AccountState, InvalidEvent, Outcome, ScoringEngine, parse_event
-from services.scorer.dlq import dlq_headers
 from services.scorer.metrics import ScorerMetrics
 
 log = logging.getLogger(__name__)
@@ -378,7 +378,14 @@ class BatchProcessor:
         self, record: Record, exc: BaseException, stage: str, field_name: str | None
     ) -> OutRecord:
         self.metrics.dlq.labels(stage).inc()
-        headers = dlq_headers(record.topic, record.partition, record.offset, stage, exc, field_name)
+        headers = dead_letter_headers(
+            record.topic,
+            stage,
+            exc,
+            partition=record.partition,
+            offset=record.offset,
+            field_name=field_name,
+        )
         return (
             Topics.dlq(record.topic),
             record.partition,

@@ -20,6 +20,7 @@ import orjson
 import pytest
 
 from healthstream.broker import EmbeddedBroker
+from healthstream.deadletter import read_headers
 from healthstream.kafka import ensure_topics
 from healthstream.settings import Settings
 from tests.integration.ingest.live import (
@@ -162,15 +163,13 @@ async def test_unpublishable_event_goes_to_dlq_with_reason(kafka_settings: Setti
         assert r.json() == {"accepted": 1, "duplicates": 0, "dead_lettered": 1, "ignored": 0}
         topics = kafka_settings.topics
         [dead] = await read_topic(kafka_settings, topics.dlq(topics.usage), expected=1)
-        record = orjson.loads(dead.value)
+        why = read_headers(dead.headers)
         assert dead.key == big["account_id"].encode()
-        assert record["event_id"] == big["event_id"]
-        assert record["error"] == "MessageSizeTooLargeError"
-        assert "max_message_bytes" in record["reason"]
-        assert record["topic"] == topics.usage
-        assert record["truncated"] is True
-        assert record["size_bytes"] > 8000
-        assert record["event_preview"].startswith('{"event_id":"' + big["event_id"])
+        assert dead.value.startswith(b'{"event_id":"' + big["event_id"].encode() + b'"')
+        assert why["error"].startswith("MessageSizeTooLargeError: ")
+        assert "max_message_bytes" in why["error"]
+        assert (why["source_topic"], why["error_stage"]) == (topics.usage, "publish")
+        assert int(why["original_size"]) > 8000 > len(dead.value)
         [published] = await read_topic(kafka_settings, topics.usage, expected=1)
         assert orjson.loads(published.value)["event_id"] == small["event_id"]
     finally:

@@ -13,9 +13,9 @@ from typing import NamedTuple
 import orjson
 from prometheus_client import CollectorRegistry
 
+from healthstream.deadletter import read_headers
 from healthstream.settings import Topics
 from services.scorer.core import AccountState, ScoringEngine, load_scorecard
-from services.scorer.dlq import read_headers
 from services.scorer.metrics import ScorerMetrics
 from services.scorer.processor import BatchProcessor, OutRecord
 from tests.integration.scorer.histories import T0, Script

@@ -8,10 +8,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from healthstream.deadletter import read_headers
 from healthstream.settings import Settings
 from schemas import HealthUpdate, RiskAlert
 from services.scorer.core import AccountState, parse_event
-from services.scorer.dlq import read_headers
 from tests.integration.scorer.harness import (
     Worker,
     last_by_key,

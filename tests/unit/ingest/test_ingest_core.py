@@ -8,6 +8,7 @@ import orjson
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 
+from healthstream.deadletter import read_headers
 from schemas import Event
 from services.ingest.dedupe import DedupeWindow
 from services.ingest.errors import ApiError
@@ -136,13 +137,16 @@ def test_dead_letter_record_carries_reason_and_fits() -> None:
     event = Event.model_validate({**VALID, "properties": {"blob": "x" * 5000}})
     value = canonical_json(event)
     error = MessageSizeTooLargeError("too big")
-    small = orjson.loads(dead_letter_record(event, "usage-events", value, error, 1024 * 1024))
-    assert small["event"]["properties"]["blob"] == "x" * 5000
-    assert "too big" in small["reason"]
-    assert (small["error"], small["topic"]) == ("MessageSizeTooLargeError", "usage-events")
-    tight = dead_letter_record(event, "usage-events", value, error, 4096)
-    assert len(tight) < 4096 // 2
-    assert orjson.loads(tight)["truncated"] is True
+    small, headers = dead_letter_record("usage-events", value, error, 1024 * 1024)
+    assert orjson.loads(small)["properties"]["blob"] == "x" * 5000
+    why = read_headers(headers)
+    assert "too big" in why["error"]
+    assert why["error"].startswith("MessageSizeTooLargeError: ")
+    assert (why["source_topic"], why["error_stage"]) == ("usage-events", "publish")
+    assert "original_size" not in why
+    tight, headers = dead_letter_record("usage-events", value, error, 4096)
+    assert len(tight) + sum(len(k) + len(v) for k, v in headers) < 4096 // 2
+    assert value.startswith(tight) and read_headers(headers)["original_size"] == str(len(value))
 
 
 def test_escaped_lone_surrogates_are_a_422_naming_the_field_not_a_syntax_error() -> None:
