@@ -102,7 +102,7 @@ def build_router(service: Any) -> APIRouter:
 
     @router.get("/me", response_model=Me, tags=["auth"], summary="Who this API key is")
     async def me(key: ApiKey = Depends(require_key(settings, Scope.ALERTS_READ))) -> Me:
-        viewer = viewer_for(key)
+        viewer = viewer_for(key, service.routing)
         return Me(
             actor=viewer.actor,
             csm=key.csm,
@@ -110,6 +110,8 @@ def build_router(service: Any) -> APIRouter:
             can_write=key.allows(Scope.ALERTS_WRITE),
             admin=key.allows(Scope.ADMIN),
             sees_all_accounts=viewer.csm is None,
+            leads=service.routing.led_teams(key.csm) if key.csm else [],
+            team=sorted(viewer.team),
             assignable=sorted(service.known_csms) if key.allows(Scope.ALERTS_WRITE) else [],
         )
 
@@ -291,7 +293,7 @@ def build_router(service: Any) -> APIRouter:
     async def stream(
         request: Request, viewer: Viewer = Depends(require_stream(settings))
     ) -> StreamingResponse:
-        subscription = service.broadcaster.subscribe(viewer.csm)
+        subscription = service.broadcaster.subscribe(viewer.owners)
         keepalive = settings.alerts_stream_keepalive
 
         async def events() -> AsyncIterator[bytes]:

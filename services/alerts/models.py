@@ -187,6 +187,14 @@ class Me(BaseModel):
         default_factory=list,
         description="CSMs /assign accepts (sorted); empty for a key that may not write.",
     )
+    leads: list[str] = Field(
+        default_factory=list,
+        description="Teams the key's CSM leads, sub-teams included (routing config order).",
+    )
+    team: list[str] = Field(
+        default_factory=list,
+        description="Owners besides `csm` seen with ?view=team (the default): the led tree.",
+    )
 
 
 class AcknowledgeRequest(BaseModel):

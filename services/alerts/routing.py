@@ -15,8 +15,10 @@ The routing config is a TOML file a CS-ops person edits::
     mrr_max = 5000            # exclusive
     owner = "bob@example.com"
 
-    [teams]                   # team name -> members
-    emea = ["alice@example.com", "bob@example.com"]
+    [teams.emea]              # team name -> members, lead, parent team
+    members = ["alice@example.com", "bob@example.com"]
+    lead = "erin@example.com"     # sees the team and its sub-teams; gets escalations
+    parent = "europe"             # optional; a team's lead also leads its sub-teams
 
     [escalation]
     after_seconds = 1800      # critical alerts still open after this are escalated
@@ -40,6 +42,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from services.alerts import teams as team_tree
+from services.alerts.teams import Team
 
 
 class Rule(BaseModel):
@@ -85,7 +90,7 @@ class RoutingConfig(BaseModel):
     #: CSMs alerts may be assigned to, besides every owner and team member named below.
     csms: list[str] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
-    teams: dict[str, list[str]] = Field(default_factory=dict)
+    teams: dict[str, Team] = Field(default_factory=dict)
     escalation: Escalation = Field(default_factory=Escalation)
     webhooks: list[Webhook] = Field(default_factory=list)
 
@@ -95,6 +100,11 @@ class RoutingConfig(BaseModel):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"webhook names must be unique, repeated: {', '.join(duplicates)}")
+        return self
+
+    @model_validator(mode="after")
+    def _teams_form_a_forest(self) -> RoutingConfig:
+        team_tree.check_teams(self.teams)
         return self
 
     @classmethod
@@ -123,15 +133,28 @@ class RoutingConfig(BaseModel):
             known.add(self.default_owner)
         known.update(rule.owner for rule in self.rules)
         known.update(hook.owner for hook in self.webhooks if hook.owner != "*")
-        for team, members in self.teams.items():
-            known.add(team)
-            known.update(members)
+        for name, team in self.teams.items():
+            known.add(name)
+            known.update(team.members)
+            if team.lead:
+                known.add(team.lead)
         if self.escalation.to:
             known.add(self.escalation.to)
         return known
 
     def teams_of(self, csm: str) -> list[str]:
-        return [team for team, members in self.teams.items() if csm in members]
+        return [name for name, team in self.teams.items() if csm in team.members]
+
+    def visible_owners(self, person: str) -> frozenset[str]:
+        """What ``person`` sees with the team view (see :mod:`services.alerts.teams`)."""
+        return team_tree.visible_owners(self.teams, person)
+
+    def led_teams(self, person: str) -> list[str]:
+        return team_tree.led_teams(self.teams, person)
+
+    def lead_for(self, owner: str | None) -> str | None:
+        """The team lead above ``owner``: where escalations about its alerts go."""
+        return team_tree.lead_for(self.teams, owner) if owner else None
 
     def webhooks_for(self, owner: str | None) -> list[Webhook]:
         """Webhooks of the owner, of the owner's teams, and the catch-all ones, once each."""

@@ -57,10 +57,27 @@ class Conflict(ValueError):
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who is asking: ``csm`` set means "only my accounts" (admins have none)."""
+    """Who is asking, and whose alerts and accounts they may see.
+
+    ``csm`` None sees everything (an admin). Otherwise the viewer sees the
+    owners in :attr:`owners`: the CSM, plus ``team`` (the owners of the teams
+    a lead leads, with their sub-teams) when they asked for the team view.
+    """
 
     actor: str
     csm: str | None = None
+    team: frozenset[str] = frozenset()
+
+    @property
+    def owners(self) -> frozenset[str] | None:
+        """Every owner visible; None means no restriction."""
+        if self.csm is None:
+            return None
+        return self.team | {self.csm}
+
+    def sees(self, owner: str | None) -> bool:
+        owners = self.owners
+        return owners is None or owner in owners
 
 
 # ---------------------------------------------------------------- conversion
@@ -473,7 +490,8 @@ async def store_account_event(
 
 
 def _visible(viewer: Viewer) -> Any:
-    return True if viewer.csm is None else AlertRow.assigned_csm == viewer.csm
+    owners = viewer.owners
+    return True if owners is None else AlertRow.assigned_csm.in_(sorted(owners))
 
 
 async def get_alert_row(session: AsyncSession, alert_id: str, viewer: Viewer) -> AlertRow:
@@ -543,10 +561,12 @@ _RANK_SEVERITY = {3: AlertSeverity.CRITICAL, 2: AlertSeverity.WARNING, 1: AlertS
 
 
 def _account_visible(viewer: Viewer) -> Any:
-    if viewer.csm is None:
+    owners = viewer.owners
+    if owners is None:
         return True
-    assigned = select(AlertRow.account_id).where(AlertRow.assigned_csm == viewer.csm)
-    return or_(AccountRow.csm == viewer.csm, AccountRow.account_id.in_(assigned))
+    names = sorted(owners)
+    assigned = select(AlertRow.account_id).where(AlertRow.assigned_csm.in_(names))
+    return or_(AccountRow.csm.in_(names), AccountRow.account_id.in_(assigned))
 
 
 async def _histories(
@@ -794,6 +814,11 @@ async def wake_snoozed(session: AsyncSession, now: datetime) -> list[AlertRow]:
     return rows
 
 
+def escalation_target(routing: RoutingConfig, owner: str | None) -> str | None:
+    """The owner's team lead; else the configured ``escalation.to``; else the owner."""
+    return routing.lead_for(owner) or routing.escalation.to or owner
+
+
 async def escalate_overdue(
     session: AsyncSession,
     now: datetime,
@@ -801,7 +826,10 @@ async def escalate_overdue(
     routing: RoutingConfig,
     public_url: str,
 ) -> list[AlertRow]:
-    """Critical alerts still ``open`` after ``after`` are escalated once, with notifications."""
+    """Critical alerts still ``open`` after ``after`` are escalated once, with notifications.
+
+    They go to the lead of the owner's team (:func:`escalation_target`).
+    """
     rows = list(
         await session.scalars(
             select(AlertRow)
@@ -817,11 +845,11 @@ async def escalate_overdue(
             .order_by(AlertRow.seq)
         )
     )
-    target = routing.escalation.to
     for row in rows:
         row.escalated_at = now
-        hooks = routing.webhooks_for(target if target else row.assigned_csm)
-        session.add(_audit(row, "escalated", SYSTEM, {"to": target or row.assigned_csm}))
+        target = escalation_target(routing, row.assigned_csm)
+        hooks = routing.webhooks_for(target)
+        session.add(_audit(row, "escalated", SYSTEM, {"to": target}))
         session.add_all(_outbox_rows(to_alert(row), hooks, "escalation", public_url))
     await session.flush()
     return rows

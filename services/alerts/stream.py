@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(eq=False)  # identity equality and hash: subscriptions live in a set
 class Subscription:
-    csm: str | None
+    #: Owners whose alerts this client sees; None = every alert (an admin).
+    owners: frozenset[str] | None
     queue: asyncio.Queue[tuple[int, Alert]] = field(
         default_factory=lambda: asyncio.Queue(maxsize=1000)
     )
@@ -31,8 +32,8 @@ class Broadcaster:
         self._subscribers: set[Subscription] = set()
         self._ids = itertools.count(1)
 
-    def subscribe(self, csm: str | None) -> Subscription:
-        sub = Subscription(csm=csm)
+    def subscribe(self, owners: frozenset[str] | None) -> Subscription:
+        sub = Subscription(owners=owners)
         self._subscribers.add(sub)
         metrics.STREAM_CLIENTS.set(len(self._subscribers))
         return sub
@@ -44,7 +45,7 @@ class Broadcaster:
     def publish(self, alert: Alert) -> None:
         event_id = next(self._ids)
         for sub in list(self._subscribers):
-            if sub.csm is not None and alert.assigned_csm != sub.csm:
+            if sub.owners is not None and alert.assigned_csm not in sub.owners:
                 continue
             try:
                 sub.queue.put_nowait((event_id, alert))

@@ -14,6 +14,7 @@
 
   const API = new URL(document.documentElement.dataset.api || "/v1/", location.href);
   const KEY_STORAGE = "healthstream.apiKey";
+  const VIEW_STORAGE = "healthstream.view";
   const PREFS_STORAGE = "healthstream.alertsPage";
   const PAGE_SIZE = 200;
   const AUTO_PAGES = 5; // pages fetched per status before offering "Load more"
@@ -203,8 +204,16 @@
     return `HTTP ${status}`;
   }
 
+  /** The lead's choice of whose accounts to show; only leads are offered one. */
+  function chosenView() {
+    const leads = state.identity && state.identity.leads;
+    return leads && leads.length ? localStorage.getItem(VIEW_STORAGE) : null;
+  }
+
   async function api(path, { method = "GET", body, params } = {}) {
     const url = new URL(path.replace(/^\//, ""), API);
+    const view = chosenView(); // teams.js: "mine" or "team"
+    if (view) url.searchParams.set("view", view);
     for (const [k, v] of Object.entries(params || {})) {
       for (const value of Array.isArray(v) ? v : [v]) {
         if (value !== null && value !== undefined && value !== "") url.searchParams.append(k, value);
@@ -1345,6 +1354,8 @@
     if (!state.key) return;
     const url = new URL("stream", API);
     url.searchParams.set("api_key", state.key);
+    const view = chosenView();
+    if (view) url.searchParams.set("view", view);
     const source = new EventSource(url);
     state.source = source;
     source.addEventListener("open", () => {
@@ -1458,6 +1469,7 @@
       state.identity = me;
       state.meFromServer = !!me.csm;
       if (me.csm) state.me = me.csm;
+      document.dispatchEvent(new CustomEvent("healthstream:identity", { detail: me }));
     } catch (error) {
       if (error.status === 401 || key !== state.key) return; // askForKey took over
       state.identity = null; // an older service without /v1/me: behave as before
@@ -1593,5 +1605,10 @@
     start();
   }
 
+  // Other modules (teams.js) change what the API is asked and reload through this.
+  window.healthstreamReload = () => {
+    connectStream();
+    loadAll();
+  };
   init();
 })();

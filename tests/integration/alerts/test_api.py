@@ -120,6 +120,8 @@ async def test_me_tells_the_page_who_is_signed_in_and_what_they_may_do(seeded: R
             "cs-team",
             "leads",
         ],
+        "leads": [],
+        "team": [],
     }
     async with seeded.client(READER) as reader:
         me = (await reader.get("/v1/me")).json()
@@ -335,7 +337,9 @@ async def test_openapi_and_page_are_served(seeded: Running) -> None:
 
 
 @contextlib.asynccontextmanager
-async def sse_events(url: str, key: str) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+async def sse_events(
+    url: str, key: str, **params: str
+) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
     """Read ``event: alert`` messages into a queue, as a browser EventSource would."""
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     connected = asyncio.Event()
@@ -343,7 +347,7 @@ async def sse_events(url: str, key: str) -> AsyncIterator[asyncio.Queue[dict[str
     async def reader() -> None:
         async with (
             httpx.AsyncClient(timeout=None) as client,
-            client.stream("GET", f"{url}/v1/stream", params={"api_key": key}) as response,
+            client.stream("GET", f"{url}/v1/stream", params={"api_key": key, **params}) as response,
         ):
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
