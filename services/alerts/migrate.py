@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,6 +21,12 @@ def alembic_config(database_url: str | None = None) -> Config:
     if database_url:
         config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
+
+
+def head_revision() -> str:
+    """The single head of the packaged chain; two heads mean two migrations forked."""
+    (head,) = ScriptDirectory.from_config(alembic_config()).get_heads()
+    return str(head)
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
