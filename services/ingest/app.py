@@ -127,7 +127,14 @@ def create_app(settings: IngestSettings | None = None) -> FastAPI:
             checks["producer_configuration"] = False
         return checks
 
-    app.include_router(probes_router(readiness, registry=metrics.registry))
+    def liveness() -> dict[str, str]:
+        # A configuration the broker refuses does not heal: failing liveness makes the
+        # orchestrator restart the process, whose start-up then exits naming the setting.
+        if publisher.misconfigured is not None:
+            return {"producer": publisher.misconfigured}
+        return {}
+
+    app.include_router(probes_router(readiness, registry=metrics.registry, liveness=liveness))
     app.include_router(router)
     app.add_middleware(DrainRefusedBody, max_bytes=settings.max_discard_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)

@@ -44,19 +44,27 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, "payload_too_large", f"request body is larger than {limit} bytes")
 
 
-async def read_body(request: Request, limit: int, max_gzip_members: int = 64) -> bytes:
-    """Read the raw body (at most ``limit`` bytes), then gunzip it (to at most ``limit`` bytes).
-
-    Inflating happens in a worker thread: a body of many small gzip members costs CPU
-    per member, and on the event loop it would stall every other request.
-    """
+def content_encoding(request: Request) -> str:
+    """``gzip`` or ``identity``; anything else is refused before the body is read."""
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("identity", "gzip", "x-gzip", ""):
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            f"Content-Encoding {encoding} is not supported; use gzip or none",
-        )
+    if encoding in ("gzip", "x-gzip"):
+        return "gzip"
+    if encoding in ("identity", ""):
+        return "identity"
+    raise ApiError(
+        415,
+        "unsupported_media_type",
+        f"Content-Encoding {encoding} is not supported; use gzip or none",
+    )
+
+
+async def read_raw(request: Request, limit: int) -> bytes:
+    """The body as sent (still compressed), streamed and refused past ``limit`` bytes.
+
+    The declared length is checked before a byte is read; a chunked upload is cut
+    off at the first chunk over the limit, so no more than ``limit`` is ever held.
+    """
+    content_encoding(request)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
@@ -67,10 +75,26 @@ async def read_body(request: Request, limit: int, max_gzip_members: int = 64) ->
         if size > limit:
             raise _too_large(limit)
         chunks.append(chunk)
-    raw = b"".join(chunks)
-    if encoding in ("gzip", "x-gzip"):
+    return b"".join(chunks)
+
+
+async def decode_body(
+    request: Request, raw: bytes, limit: int, max_gzip_members: int = 64
+) -> bytes:
+    """Inflate ``raw`` per its Content-Encoding (to at most ``limit`` bytes).
+
+    Inflating happens in a worker thread: a body of many small gzip members costs CPU
+    per member, and on the event loop it would stall every other request.
+    """
+    if content_encoding(request) == "gzip":
         return await to_thread.run_sync(gunzip_bounded, raw, limit, max_gzip_members)
     return raw
+
+
+async def read_body(request: Request, limit: int, max_gzip_members: int = 64) -> bytes:
+    """Read the raw body (at most ``limit`` bytes), then gunzip it (to at most ``limit`` bytes)."""
+    raw = await read_raw(request, limit)
+    return await decode_body(request, raw, limit, max_gzip_members)
 
 
 #: Input fed to the inflater at a time: what is left after a member ends is at most

@@ -5,7 +5,9 @@ or for Stripe the presence and form of its signature header), content type, body
 size (raw, then inflated in a worker thread), webhook signature, nesting depth,
 JSON syntax, batch size, validation of *every* item (event-time window and
 account ownership included), and only then dedupe and publish. Nothing is
-published from a batch that has a single invalid item.
+published from a batch that has a single invalid item. Stripe, whose signature is
+its only authentication, verifies it on the body as received, before inflating:
+nothing unauthenticated is ever inflated or parsed.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ from services.ingest.parsing import (
     NDJSON_TYPES,
     batch_items,
     check_batch_size,
+    decode_body,
     parse_json,
     parse_ndjson,
     read_body,
+    read_raw,
     require_media_type,
 )
 from services.ingest.pipeline import IngestPipeline
@@ -273,14 +277,17 @@ async def stripe_webhook(
     except SignatureError as exc:
         raise _signature_failed(request, "stripe", exc) from None
     require_media_type(request, JSON_TYPES)
-    body = await _read(request, settings)
+    # Stripe signs the bytes it sends: they are verified as received, so nothing
+    # unauthenticated is ever inflated or parsed.
+    raw = await read_raw(request, settings.max_body_bytes)
     try:
         verify_stripe(
             stripe_signature,
-            body,
+            raw,
             settings.stripe_webhook_secret.get_secret_value(),
             settings.stripe_signature_tolerance_seconds,
         )
     except SignatureError as exc:
         raise _signature_failed(request, "stripe", exc) from None
+    body = await decode_body(request, raw, settings.max_body_bytes, settings.max_gzip_members)
     return await _ingest_vendor(request, body, stripe.convert, "stripe")

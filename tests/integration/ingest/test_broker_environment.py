@@ -173,7 +173,8 @@ async def test_idempotent_producer_start_fails_once_with_the_setting(
 async def test_ingest_started_before_such_a_broker_refuses_naming_the_setting(
     tmp_path: Path,
 ) -> None:
-    """Broker down at start-up (ingest keeps running), then up without idempotence."""
+    """Broker down at start-up (ingest keeps running), then up without idempotence:
+    every request and both probes refuse, naming the setting."""
     port = free_port()
     base = Settings(kafka_bootstrap_servers=f"127.0.0.1:{port}", _env_file=None)
     settings = ingest_settings(base, kafka_enable_idempotence=True)
@@ -194,5 +195,10 @@ async def test_ingest_started_before_such_a_broker_refuses_naming_the_setting(
                 ready = await client.get("/readyz")
                 assert ready.status_code == 503
                 assert ready.json()["checks"] == {"broker": True, "producer_configuration": False}
+                # Persistent, not retried for ever behind a 200: liveness fails too, so the
+                # orchestrator restarts the pod, and the restart exits naming the setting.
+                live = await client.get("/healthz")
+                assert live.status_code == 503, live.text
+                assert IDEMPOTENCE_SETTING in live.json()["tasks"]["producer"]
     finally:
         server.stop()

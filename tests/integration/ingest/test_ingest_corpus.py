@@ -140,12 +140,13 @@ def request_of(case: dict[str, Any]) -> tuple[str, bytes, dict[str, str]]:
         path += f"?api_key={INGEST_KEY}"
     sign = case.get("sign")
     now = int(time.time())
+    # Stripe signs the body as sent (compressed, when it is).
     if sign is True:
-        headers["Stripe-Signature"] = stripe_signature(STRIPE_SECRET, plain, now)
+        headers["Stripe-Signature"] = stripe_signature(STRIPE_SECRET, body, now)
     elif sign == "forged":
-        headers["Stripe-Signature"] = stripe_signature("whsec_forged", plain, now)
+        headers["Stripe-Signature"] = stripe_signature("whsec_forged", body, now)
     elif sign == "stale":
-        headers["Stripe-Signature"] = stripe_signature(STRIPE_SECRET, plain, now - 3600)
+        headers["Stripe-Signature"] = stripe_signature(STRIPE_SECRET, body, now - 3600)
     elif sign == "garbage":
         headers["Stripe-Signature"] = "nonsense"
     return path, body, headers

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ import orjson
 import pytest
 
 from healthstream.settings import Settings
+from services.ingest import parsing
 from services.ingest.adapters.signatures import stripe_signature
 from tests.integration.ingest.live import (
     ADMIN_KEY,
@@ -217,8 +219,16 @@ def test_deep_nesting_and_lone_surrogates_are_4xx_in_every_format(
 
 
 def test_unsigned_stripe_upload_is_refused_before_reading_or_inflating(
-    ingest_server: LiveServer,
+    ingest_server: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    inflated: list[int] = []
+    real_gunzip = parsing.gunzip_bounded
+
+    def counting_gunzip(data: bytes, limit: int, max_members: int = 64) -> bytes:
+        inflated.append(len(data))
+        return real_gunzip(data, limit, max_members)
+
+    monkeypatch.setattr(parsing, "gunzip_bounded", counting_gunzip)
     gz = {**JSON, "Content-Encoding": "gzip"}
     # Not gzip at all: inflating first would answer 400; authenticating first answers 401.
     response = post(ingest_server, "/v1/sources/stripe", b"not gzip", gz)
@@ -227,17 +237,74 @@ def test_unsigned_stripe_upload_is_refused_before_reading_or_inflating(
     empty_members = gzip.compress(b"") * (5 * 1024 * 1024 // len(gzip.compress(b"")))
     response = post(ingest_server, "/v1/sources/stripe", empty_members, gz)
     assert response.status_code == 401 and "missing Stripe-Signature" in response.json()["message"]
-    # Signed, so authenticated: the member count is bounded, in a worker thread.
+    now = int(time.time())
+    # A well-formed but forged signature: the body is read (bounded) to check it, never inflated.
+    forged = {**gz, "Stripe-Signature": stripe_signature("whsec_forged", empty_members, now)}
+    response = post(ingest_server, "/v1/sources/stripe", empty_members, forged)
+    assert response.status_code == 401 and "does not match" in response.json()["message"]
+    # Stripe signs the bytes it sends: a signature over the inflated payload does not
+    # authenticate a compressed body, so that one is not inflated either.
     payload = orjson.dumps(vp.stripe_invoice())
+    over_plain = {**gz, "Stripe-Signature": stripe_signature(STRIPE_SECRET, payload, now)}
+    response = post(ingest_server, "/v1/sources/stripe", gzip.compress(payload), over_plain)
+    assert response.status_code == 401 and "does not match" in response.json()["message"]
+    assert inflated == []
+    # Signed as sent, so authenticated: the member count is bounded, in a worker thread.
     members = b"".join(gzip.compress(payload[i : i + 1]) for i in range(len(payload)))
-    signed = {**gz, "Stripe-Signature": stripe_signature(STRIPE_SECRET, payload, int(time.time()))}
+    signed = {**gz, "Stripe-Signature": stripe_signature(STRIPE_SECRET, members, now)}
     response = post(ingest_server, "/v1/sources/stripe", members, signed)
     assert response.status_code == 400 and "more than 64 members" in response.json()["message"]
     # ...and the same payload in one member is accepted: gzip still works.
-    response = post(ingest_server, "/v1/sources/stripe", gzip.compress(payload), signed)
+    one = gzip.compress(payload)
+    signed = {**gz, "Stripe-Signature": stripe_signature(STRIPE_SECRET, one, now)}
+    response = post(ingest_server, "/v1/sources/stripe", one, signed)
     assert response.status_code == 202, response.text
+    assert inflated == [len(members), len(one)]
     # The service answered all along.
     assert httpx.get(f"{ingest_server.url}/healthz", timeout=10).status_code == 200
+
+
+def test_healthz_answers_while_a_gzip_bomb_is_uploaded_and_inflated(
+    ingest_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By condition: the bomb is held half-sent, then held mid-inflation, and each time
+    ``/healthz`` must answer before the bomb may go on (on the event loop it could not)."""
+    inflating, release = threading.Event(), threading.Event()
+    real_gunzip = parsing.gunzip_bounded
+
+    def gated_gunzip(data: bytes, limit: int, max_members: int = 64) -> bytes:
+        inflating.set()
+        assert release.wait(60), "the test never released the inflation"
+        return real_gunzip(data, limit, max_members)
+
+    monkeypatch.setattr(parsing, "gunzip_bounded", gated_gunzip)
+    empty = gzip.compress(b"")
+    bomb = empty * (5 * 1024 * 1024 // len(empty))
+    assert len(bomb) <= ingest_server.settings.max_body_bytes
+    headers = {
+        **JSON,
+        "Content-Encoding": "gzip",
+        "Stripe-Signature": stripe_signature(STRIPE_SECRET, bomb, int(time.time())),
+    }
+    head = f"POST /v1/sources/stripe HTTP/1.1\r\nHost: ingest\r\nContent-Length: {len(bomb)}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    with socket.create_connection(("127.0.0.1", ingest_server.port), timeout=60) as sock:
+        sock.sendall(head.encode() + bomb[: len(bomb) // 2])
+        # Half the body is still to come: the request is being read.
+        assert httpx.get(f"{ingest_server.url}/healthz", timeout=30).status_code == 200
+        sock.sendall(bomb[len(bomb) // 2 :])
+        assert inflating.wait(60), "the signed bomb was never inflated"
+        # The inflation is held in its worker thread: the loop must still answer.
+        assert httpx.get(f"{ingest_server.url}/healthz", timeout=30).status_code == 200
+        release.set()
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed before an answer"
+            received += chunk
+    status_line, _, rest = received.partition(b"\r\n")
+    assert status_line.split()[1] == b"400", received[:500]
+    assert b"members" in rest
 
 
 def test_empty_gzip_members_to_an_authenticated_route_are_bounded(
