@@ -77,8 +77,15 @@ def health_update(account_id: str, score: float, minutes: int = 0) -> dict[str, 
     }
 
 
-def account_event(account_id: str, n: int = 0, **properties: Any) -> dict[str, Any]:
-    return {
+#: The source the alerts fixtures trust to name an account's owner (``alerts_owner_sources``).
+CRM = "crm"
+
+
+def account_event(
+    account_id: str, n: int = 0, *, source: str | None = CRM, **properties: Any
+) -> dict[str, Any]:
+    """An ``account.updated``; from the trusted CRM unless ``source`` says otherwise."""
+    event: dict[str, Any] = {
         "event_id": f"acct-{account_id}-{n}",
         "account_id": account_id,
         "type": "account",
@@ -86,6 +93,9 @@ def account_event(account_id: str, n: int = 0, **properties: Any) -> dict[str, A
         "occurred_at": BASE_TIME.isoformat().replace("+00:00", "Z"),
         "properties": properties,
     }
+    if source is not None:
+        event["source"] = source
+    return event
 
 
 async def publish(
