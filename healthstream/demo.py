@@ -177,10 +177,6 @@ def run(args: argparse.Namespace) -> int:
         "HEALTHSTREAM_ALERTS_ROUTING_PATH": os.environ.get(
             "HEALTHSTREAM_ALERTS_ROUTING_PATH", str(_demo_routing(data_dir))
         ),
-        # The simulator plays the CRM: its account events name each account's CSM.
-        "HEALTHSTREAM_ALERTS_OWNER_SOURCES": os.environ.get(
-            "HEALTHSTREAM_ALERTS_OWNER_SOURCES", "simulator"
-        ),
     }
     stack = ServiceStack(log_dir=data_dir, env=env, host=settings.host)
     print(f"starting broker and services (logs in {data_dir}/) ...", flush=True)

@@ -29,7 +29,6 @@ from services.alerts.models import (
     DeliveryPage,
     DeliveryState,
     Me,
-    OwnerHistory,
     ResolveRequest,
     SnoozeRequest,
     UtcTimestamp,
@@ -265,19 +264,6 @@ def build_router(service: Any) -> APIRouter:
     async def get_account(account_id: str, db: Session, viewer: Viewer = reader) -> Account:
         try:
             return await store.get_account(db, account_id, viewer, settings.alerts_history_points)
-        except NotFound as exc:
-            raise HTTPException(404, str(exc)) from None
-
-    @router.get(
-        "/accounts/{account_id}/owners",
-        response_model=OwnerHistory,
-        tags=["accounts"],
-        responses=NOT_FOUND,
-        summary="Every change of the account's owner, with its cause",
-    )
-    async def account_owners(account_id: str, db: Session, viewer: Viewer = reader) -> OwnerHistory:
-        try:
-            return OwnerHistory(items=await store.owner_changes(db, account_id, viewer))
         except NotFound as exc:
             raise HTTPException(404, str(exc)) from None
 

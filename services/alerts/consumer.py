@@ -61,7 +61,6 @@ from services.alerts.store import (
     store_alert,
     store_alerts,
     to_alert,
-    untrusted_owner_claims,
 )
 
 log = logging.getLogger(__name__)
@@ -297,10 +296,6 @@ class AlertConsumer(_BatchConsumer):
         for _, _, parsed in items:
             if isinstance(parsed, RiskAlert):
                 metrics.RECEIVED.labels(parsed.reason.value).inc()
-        events = [parsed for _, _, parsed in items if isinstance(parsed, Event)]
-        metrics.OWNER_CLAIMS_IGNORED.inc(
-            untrusted_owner_claims(events, self.settings.owner_sources)
-        )
         for alert, row in stored:
             counter = metrics.STORED if row is not None else metrics.DUPLICATES
             counter.labels(alert.reason.value).inc()
@@ -322,9 +317,7 @@ class AlertConsumer(_BatchConsumer):
         alerts = [parsed for _, _, parsed in items if isinstance(parsed, RiskAlert)]
         events = [parsed for _, _, parsed in items if isinstance(parsed, Event)]
         async with self.gate.urgent(), self.sessions() as session, session.begin():
-            moved = await store_account_events(
-                session, events, self.routing, self.settings.owner_sources
-            )
+            moved = await store_account_events(session, events, self.routing)
             rows = await store_alerts(
                 session,
                 alerts,
@@ -366,11 +359,7 @@ class AlertConsumer(_BatchConsumer):
                             )
                             stored.append((parsed, row))
                         else:
-                            moved.extend(
-                                await store_account_event(
-                                    session, parsed, self.routing, self.settings.owner_sources
-                                )
-                            )
+                            moved.extend(await store_account_event(session, parsed, self.routing))
                 except DBAPIError as exc:
                     if not _refused_for_good(exc):
                         raise

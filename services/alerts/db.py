@@ -144,22 +144,6 @@ class AccountRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class OwnerChangeRow(Base):
-    """One change of an account's owner and what caused it: the ownership audit trail."""
-
-    __tablename__ = "account_owner_changes"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    account_id: Mapped[str] = mapped_column(String(256), index=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    previous: Mapped[str | None] = mapped_column(String(256), nullable=True)
-    csm: Mapped[str | None] = mapped_column(String(256), nullable=True)
-    #: "event" (an account event from a trusted source) or "routing" (the routing config).
-    cause: Mapped[str] = mapped_column(String(16))
-    event_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
-    event_source: Mapped[str | None] = mapped_column(String(256), nullable=True)
-
-
 class HealthPointRow(Base):
     __tablename__ = "health_history"
     __table_args__ = (UniqueConstraint("account_id", "as_of", name="uq_health_account_as_of"),)

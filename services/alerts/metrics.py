@@ -20,10 +20,6 @@ AUTO_RESOLVED = Counter(
     "Alerts resolved by the service because a health update showed their condition over",
     ["reason"],
 )
-OWNER_CLAIMS_IGNORED = Counter(
-    "healthstream_alerts_owner_claims_ignored_total",
-    "Account events naming an owner (properties.csm) from a source not in alerts_owner_sources",
-)
 INVALID = Counter(
     "healthstream_alerts_invalid_messages_total", "Messages that failed validation", ["topic"]
 )

@@ -111,25 +111,6 @@ class AuditLog(BaseModel):
     items: list[AuditEntry]
 
 
-class OwnerChange(BaseModel):
-    """One change of an account's owner: who it went from and to, and why."""
-
-    id: int
-    account_id: str
-    at: datetime
-    previous: str | None
-    csm: str | None
-    cause: str = Field(
-        description="event (an account event from a trusted source) or routing (the config)"
-    )
-    event_id: str | None = Field(description="The account event that caused it, if one did.")
-    event_source: str | None = None
-
-
-class OwnerHistory(BaseModel):
-    items: list[OwnerChange] = Field(description="Oldest first.")
-
-
 class Health(BaseModel):
     score: float
     band: Band

@@ -31,11 +31,8 @@ The routing config is a TOML file a CS-ops person edits::
     format = "slack"              # or "json" (HMAC-signed)
     secret = "..."                # json only; else HEALTHSTREAM_ALERTS_WEBHOOK_SECRET
 
-An account's ``csm`` from ``account.created``/``account.updated`` events wins
-over rules only when the event's ``source`` is one of ``alerts_owner_sources``
-(say, the CRM sync, which knows better than a band of MRR). A ``csm`` on any
-other event, and the ``csm`` the scorer copies into its alerts, is ignored: it
-would let anyone who can send an event reroute an account's alerts.
+An account's ``csm`` from ``account.created``/``account.updated`` events always
+wins over rules: the CRM knows better than a band of MRR.
 """
 
 from __future__ import annotations

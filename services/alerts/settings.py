@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
 
-from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
+from pydantic import Field
 
 from healthstream.settings import Settings
 from services.alerts.conditions import Bands
@@ -31,12 +29,6 @@ class AlertsSettings(Settings):
     alerts_health_batch: int = Field(default=5000, ge=1)
     #: Routing and webhooks (TOML, see docs/alerts.md); None = everything to the default owner.
     alerts_routing_path: Path | None = None
-    #: Event sources (``source`` of ``account.created``/``account.updated``) whose
-    #: ``properties.csm`` names the account's owner, comma-separated, e.g. ``crm``.
-    #: Empty (the default): owners come from the routing config alone. Any other
-    #: event's ``csm`` is ignored and counted: it would let whoever can send an event
-    #: route an account's alerts to themself, or to a name nobody reads.
-    alerts_owner_sources: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: Base of the "open in healthstream" link in notifications; None = http://host:alerts_port.
     alerts_public_url: str | None = None
     #: Fallback HMAC secret for JSON webhooks that do not set their own.
@@ -64,17 +56,6 @@ class AlertsSettings(Settings):
     alerts_band_green_from: float = Field(default=75.0, ge=0, le=100)
     #: Largest request body the API reads (bytes); bigger ones get a 413 before parsing.
     alerts_max_body_bytes: int = Field(default=65536, ge=1024)
-
-    @field_validator("alerts_owner_sources", mode="before")
-    @classmethod
-    def _split_sources(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @property
-    def owner_sources(self) -> frozenset[str]:
-        return frozenset(self.alerts_owner_sources)
 
     @property
     def bands(self) -> Bands:

@@ -28,7 +28,6 @@ from services.alerts.db import (
     Base,
     HealthPointRow,
     OutboxRow,
-    OwnerChangeRow,
     utcnow,
 )
 from services.alerts.models import (
@@ -40,7 +39,6 @@ from services.alerts.models import (
     DeliveryState,
     Health,
     HistoryPoint,
-    OwnerChange,
 )
 from services.alerts.payloads import alert_link, json_payload, slack_payload
 from services.alerts.routing import RoutingConfig, Webhook
@@ -294,11 +292,11 @@ async def store_alerts(
             result.append(None)
             continue
         account = accounts[alert.account_id]
-        # Never ``alert.csm``: the scorer copies it from any event's properties.
-        owner = account.csm
+        owner = alert.csm or account.csm
         if owner is None:
             owner = routing.owner_for(account.segment, account.plan, account.mrr)
-            _set_owner(session, account, owner, "routing", None, now)
+        if account.csm is None:
+            account.csm = owner
         row = AlertRow(
             alert_id=alert.alert_id,
             dedupe_key=alert.dedupe_key,
@@ -416,48 +414,6 @@ async def resolve_cleared(session: AsyncSession, updates: Sequence[HealthUpdate]
     return resolved
 
 
-def claimed_owner(event: Event) -> str | None:
-    """The owner an account event names (``properties.csm``), trusted or not."""
-    csm = event.properties.get("csm")
-    return csm if isinstance(csm, str) and csm else None
-
-
-def untrusted_owner_claims(events: Sequence[Event], trusted_sources: frozenset[str]) -> int:
-    """How many account events name an owner their source may not set (ignored, counted)."""
-    return sum(
-        1
-        for event in events
-        if event.name in ACCOUNT_EVENT_NAMES
-        and claimed_owner(event) is not None
-        and event.source not in trusted_sources
-    )
-
-
-def _set_owner(
-    session: AsyncSession,
-    account: AccountRow,
-    csm: str | None,
-    cause: str,
-    event: Event | None,
-    now: datetime,
-) -> None:
-    """Change the account's owner and record the change (nothing when it stays)."""
-    if csm == account.csm:
-        return
-    session.add(
-        OwnerChangeRow(
-            account_id=account.account_id,
-            at=now,
-            previous=account.csm,
-            csm=csm,
-            cause=cause,
-            event_id=event.event_id if event else None,
-            event_source=event.source if event else None,
-        )
-    )
-    account.csm = csm
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -465,19 +421,13 @@ def _number(value: Any) -> float | None:
 
 
 async def store_account_events(
-    session: AsyncSession,
-    events: Sequence[Event],
-    routing: RoutingConfig,
-    trusted_sources: frozenset[str] = frozenset(),
+    session: AsyncSession, events: Sequence[Event], routing: RoutingConfig
 ) -> list[AlertRow]:
     """Owner, plan, segment and MRR from ``account.created`` / ``account.updated``, in order.
 
-    The owner (``properties.csm``) is taken only from events whose ``source`` is
-    in ``trusted_sources`` (``alerts_owner_sources``); otherwise the routing
-    config decides. Every change of owner is recorded (``account_owner_changes``).
     When the owner changes, the account's unresolved alerts that were routed to
     the previous owner follow the account (returned, for the stream); alerts a
-    person assigned elsewhere stay put.
+    person assigned elsewhere, or that carried their own ``csm``, stay put.
     All accounts are loaded (and missing ones created) with one query and the
     changes flushed together: a burst of account events (a new customer base
     being imported) costs a few statements, not a few per event.
@@ -502,13 +452,12 @@ async def store_account_events(
         renewal = props.get("renewal_date")
         if isinstance(renewal, str) and 0 < len(renewal) <= 64:
             account.renewal_date = renewal
-        csm = claimed_owner(event)
-        if csm is not None and event.source in trusted_sources:
-            _set_owner(session, account, csm, "event", event, now)
+        csm = props.get("csm")
+        if isinstance(csm, str) and csm:
+            account.csm = csm
             account.csm_source = "event"
         elif account.csm_source != "event":
-            owner = routing.owner_for(account.segment, account.plan, account.mrr)
-            _set_owner(session, account, owner, "routing", event, now)
+            account.csm = routing.owner_for(account.segment, account.plan, account.mrr)
         account.updated_at = now
         if previous_owner is not None and account.csm != previous_owner:
             followers = list(
@@ -517,6 +466,7 @@ async def store_account_events(
                         AlertRow.account_id == event.account_id,
                         AlertRow.status != AlertStatus.RESOLVED.value,
                         AlertRow.assigned_csm == previous_owner,
+                        AlertRow.csm.is_(None),
                     )
                 )
             )
@@ -530,13 +480,10 @@ async def store_account_events(
 
 
 async def store_account_event(
-    session: AsyncSession,
-    event: Event,
-    routing: RoutingConfig,
-    trusted_sources: frozenset[str] = frozenset(),
+    session: AsyncSession, event: Event, routing: RoutingConfig
 ) -> list[AlertRow]:
     """One account event (see :func:`store_account_events`)."""
-    return await store_account_events(session, [event], routing, trusted_sources)
+    return await store_account_events(session, [event], routing)
 
 
 # ---------------------------------------------------------------- reads
@@ -768,25 +715,6 @@ async def get_account(
     histories = await _histories(session, [account_id], history_points)
     alerts = await _alerts_by_account(session, [account_id], viewer, unresolved_only=False)
     return _to_account(row, histories[account_id], alerts[account_id])
-
-
-async def owner_changes(
-    session: AsyncSession, account_id: str, viewer: Viewer
-) -> list[OwnerChange]:
-    """The account's owner changes, oldest first; scoped like the account itself."""
-    visible = await session.scalar(
-        select(AccountRow.account_id).where(
-            AccountRow.account_id == account_id, _account_visible(viewer)
-        )
-    )
-    if visible is None:
-        raise NotFound(f"account {account_id!r} not found")
-    rows = await session.scalars(
-        select(OwnerChangeRow)
-        .where(OwnerChangeRow.account_id == account_id)
-        .order_by(OwnerChangeRow.id)
-    )
-    return [OwnerChange.model_validate(row, from_attributes=True) for row in rows]
 
 
 async def list_deliveries(

@@ -91,7 +91,6 @@ format = "slack"
         api_keys=f"{KEY}:alerts:read+alerts:write",
         host="127.0.0.1",
         alerts_routing_path=routing,
-        alerts_owner_sources=["crm"],
         alerts_public_url=f"http://127.0.0.1:{port}",
         alerts_outbox_poll_interval=0.1,
         alerts_consumer_group=f"page-test-{uuid.uuid4().hex[:8]}",

@@ -75,8 +75,6 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-#: The source whose account events name owners (the CRM sync).
-OWNER_SOURCE = "crm"
 #: The team the routing config names: ``assign`` accepts only known CSMs.
 ROUTING = """
 default_owner = "cs-team"
@@ -95,7 +93,6 @@ async def alerts_url(
     settings = AlertsSettings(
         alerts_backfill_after_hours=FIXTURES_ARE_LIVE_HOURS,
         alerts_routing_path=routing,
-        alerts_owner_sources=[OWNER_SOURCE],
         kafka_bootstrap_servers=kafka_settings.kafka_bootstrap_servers,
         kafka_enable_idempotence=False,
         topic_prefix=kafka_settings.topic_prefix,
@@ -279,38 +276,7 @@ async def _eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
         await asyncio.sleep(0.2)
 
 
-async def _owners(alerts_url: str, settings: Settings, client: httpx.AsyncClient) -> None:
-    """Each account's CSM, named by the trusted CRM (an alert's own ``csm`` never routes)."""
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for account_id, spec in ACCOUNTS.items():
-            event = {
-                "event_id": f"crm-{account_id}-{uuid.uuid4().hex[:6]}",
-                "account_id": account_id,
-                "type": "account",
-                "name": "account.updated",
-                "occurred_at": (NOW - timedelta(days=30)).isoformat(),
-                "source": OWNER_SOURCE,
-                "properties": {"csm": spec["csm"]},
-            }
-            await producer.send_and_wait(
-                settings.topics.account, key=account_id.encode(), value=orjson.dumps(event)
-            )
-    finally:
-        await producer.stop()
-
-    async def owned() -> bool:
-        response = await client.get(f"{alerts_url}/v1/accounts")
-        response.raise_for_status()
-        owners = {a["account_id"]: a["csm"] for a in response.json()["items"]}
-        return owners == {account_id: spec["csm"] for account_id, spec in ACCOUNTS.items()}
-
-    await _eventually(owned, "the CRM's account owners to be stored")
-
-
 async def _seed(alerts_url: str, settings: Settings, client: httpx.AsyncClient) -> None:
-    await _owners(alerts_url, settings, client)
     await _produce(settings, settings.topics.account_health, _health_updates())
     await _produce(settings, settings.topics.risk_alerts, SEEDED)
 

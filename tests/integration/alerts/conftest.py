@@ -13,7 +13,7 @@ from healthstream.broker import free_port
 from healthstream.settings import Settings
 from services.alerts.app import serve
 from services.alerts.settings import AlertsSettings
-from tests.integration.alerts.helpers import CRM, FIXTURES_ARE_LIVE_HOURS
+from tests.integration.alerts.helpers import FIXTURES_ARE_LIVE_HOURS
 from tests.integration.alerts.receiver import Recorder
 
 ADMIN = "admin-key"
@@ -86,7 +86,6 @@ def alerts_settings(
         api_keys=API_KEYS,
         alerts_consumer_group=f"alerts-{kafka_settings.topic_prefix}",
         alerts_routing_path=routing,
-        alerts_owner_sources=[CRM],
         alerts_delivery_backoff_base=0.1,
         alerts_delivery_backoff_max=0.5,
         alerts_outbox_poll_interval=0.1,

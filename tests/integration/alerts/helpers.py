@@ -77,15 +77,8 @@ def health_update(account_id: str, score: float, minutes: int = 0) -> dict[str, 
     }
 
 
-#: The source the alerts fixtures trust to name an account's owner (``alerts_owner_sources``).
-CRM = "crm"
-
-
-def account_event(
-    account_id: str, n: int = 0, *, source: str | None = CRM, **properties: Any
-) -> dict[str, Any]:
-    """An ``account.updated``; from the trusted CRM unless ``source`` says otherwise."""
-    event: dict[str, Any] = {
+def account_event(account_id: str, n: int = 0, **properties: Any) -> dict[str, Any]:
+    return {
         "event_id": f"acct-{account_id}-{n}",
         "account_id": account_id,
         "type": "account",
@@ -93,9 +86,6 @@ def account_event(
         "occurred_at": BASE_TIME.isoformat().replace("+00:00", "Z"),
         "properties": properties,
     }
-    if source is not None:
-        event["source"] = source
-    return event
 
 
 async def publish(

@@ -303,7 +303,6 @@ async def test_openapi_and_page_are_served(seeded: Running) -> None:
         ("get", "/v1/alerts/{alert_id}/audit"),
         ("get", "/v1/accounts"),
         ("get", "/v1/accounts/{account_id}"),
-        ("get", "/v1/accounts/{account_id}/owners"),
         ("get", "/v1/deliveries"),
         ("get", "/v1/stream"),
     }

@@ -18,7 +18,7 @@ from healthstream.settings import parse_api_keys
 from services.alerts.app import serve
 from services.alerts.settings import AlertsSettings
 from tests.integration.alerts.conftest import ADMIN, Running
-from tests.integration.alerts.helpers import account_event, eventually, publish, risk_alert
+from tests.integration.alerts.helpers import eventually, publish, risk_alert
 from tests.integration.alerts.test_api import sse_events
 
 PEOPLE = ["lena", "erin", "alice", "bob", "dora", "sam", "carl"]
@@ -81,19 +81,10 @@ async def teams_service(alerts_settings: AlertsSettings, tmp_path: Path) -> Asyn
     )
     async with serve(settings, free_port(), deliver=False) as url:
         running = Running(url, settings)
-        # Owners from the trusted CRM first; alerts then land with their account's owner.
         await publish(
-            settings, settings.topics.account, [account_event(OWNED[p], csm=p) for p in PEOPLE]
-        )
-
-        async def owned() -> bool:
-            async with running.client(ADMIN) as client:
-                items = (await client.get("/v1/accounts")).json()["items"]
-            return {a["account_id"]: a["csm"] for a in items} == {OWNED[p]: p for p in PEOPLE}
-
-        await eventually(owned, what="every account's owner stored")
-        await publish(
-            settings, settings.topics.risk_alerts, [risk_alert(OWNED[p], 0) for p in PEOPLE]
+            settings,
+            settings.topics.risk_alerts,
+            [risk_alert(OWNED[p], 0, csm=p) for p in PEOPLE],
         )
 
         async def stored() -> bool:
