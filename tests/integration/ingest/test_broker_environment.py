@@ -177,6 +177,7 @@ async def test_ingest_started_before_such_a_broker_refuses_naming_the_setting(
     every request and both probes refuse, naming the setting."""
     port = free_port()
     base = Settings(kafka_bootstrap_servers=f"127.0.0.1:{port}", _env_file=None)
+    # The shipped default (idempotence on); ingest_settings turns it off for tansu.
     settings = ingest_settings(base, kafka_enable_idempotence=True)
     server = LiveServer(settings).start()
     try:
